@@ -1,0 +1,16 @@
+import type { Hlc, VersionVector } from '../replication/version.js'
+
+/**
+ * One stored version of a key: everything replication, repair and expiry need travels with
+ * the value. A delete is a record with `tombstone: true` and an empty value, so it replicates,
+ * repairs and hints exactly like a write; it is purged only after the tombstone grace period.
+ */
+export interface StoredRecord {
+  value: Buffer
+  contentType: string
+  vv: VersionVector
+  ts: Hlc
+  tombstone: boolean
+  /** ms since epoch after which the record reads as absent; undefined = never */
+  expiresAt?: number
+}
