@@ -1,0 +1,151 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { RingError, toRingError } from '../errors.js'
+import type { Logger } from '../log.js'
+import type { Metrics } from '../metrics/metrics.js'
+import { etagOf, parseIfMatch } from './etag.js'
+import { decodeKey } from './key.js'
+import { sendError } from './respond.js'
+import type { Consistency, KvService } from './service.js'
+
+export const KV_PREFIX = '/v1/kv/'
+const DEFAULT_CONTENT_TYPE = 'application/octet-stream'
+
+export interface KvHandlerOptions {
+  service: KvService
+  metrics: Metrics
+  log: Logger
+  maxValueBytes: number
+}
+
+/**
+ * The client hot path: GET/PUT/DELETE /v1/kv/{key} on bare node:http, with no framework in
+ * between (express costs ~5x per request here). Everything else goes to the express app.
+ */
+export function createKvHandler(o: KvHandlerOptions): (req: IncomingMessage, res: ServerResponse) => void {
+  const { service, metrics, log, maxValueBytes } = o
+
+  function finish(op: string, status: number, started: number): void {
+    metrics.requests.add(1, { op, status })
+    metrics.requestSeconds.record((performance.now() - started) / 1000, { op })
+  }
+
+  function fail(op: string, res: ServerResponse, e: unknown, started: number, close = false): void {
+    const err = toRingError(e)
+    if (err.code === 'INTERNAL') log.error({ err: e }, 'request failed')
+    sendError(res, err, close ? { connection: 'close' } : {})
+    finish(op, err.status, started)
+  }
+
+  async function get(key: Buffer, cl: Consistency, res: ServerResponse, started: number): Promise<void> {
+    const rec = await service.get(key, cl)
+    if (!rec || rec.tombstone || (rec.expiresAt !== undefined && rec.expiresAt <= Date.now())) {
+      // The tombstone's ETag lets a client supersede the delete causally.
+      sendError(res, new RingError('NOT_FOUND', 'no value is stored under this key'), rec ? { etag: etagOf(rec.vv) } : {})
+      finish('get', 404, started)
+      return
+    }
+    res.writeHead(200, {
+      'content-type': rec.contentType,
+      'content-length': rec.value.length,
+      etag: etagOf(rec.vv),
+    })
+    res.end(rec.value)
+    finish('get', 200, started)
+  }
+
+  async function del(key: Buffer, cl: Consistency, req: IncomingMessage, res: ServerResponse, started: number): Promise<void> {
+    const context = parseIfMatch(req.headers['if-match'])
+    const rec = await service.write(key, context ? { context } : {}, cl)
+    res.writeHead(204, { etag: etagOf(rec.vv) })
+    res.end()
+    finish('delete', 204, started)
+  }
+
+  function put(key: Buffer, cl: Consistency, req: IncomingMessage, res: ServerResponse, started: number, query: URLSearchParams | undefined): void {
+    const context = parseIfMatch(req.headers['if-match'])
+    const expiresAt = parseTtl(query)
+    const declared = req.headers['content-length']
+    if (declared !== undefined && Number(declared) > maxValueBytes) {
+      // Refuse before reading a byte of the body; close so the unread body is not parsed as a request.
+      fail('put', res, tooLarge(maxValueBytes), started, true)
+      req.resume()
+      return
+    }
+    const chunks: Buffer[] = []
+    let size = 0
+    let aborted = false
+    req.on('data', (chunk: Buffer) => {
+      if (aborted) return
+      size += chunk.length
+      if (size > maxValueBytes) {
+        aborted = true
+        chunks.length = 0
+        fail('put', res, tooLarge(maxValueBytes), started, true)
+        return
+      }
+      chunks.push(chunk)
+    })
+    req.on('end', () => {
+      if (aborted) return
+      const value = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)
+      const contentType = req.headers['content-type'] || DEFAULT_CONTENT_TYPE
+      const w = { value, contentType, ...(context ? { context } : {}), ...(expiresAt ? { expiresAt } : {}) }
+      service.write(key, w, cl).then(
+        (rec) => {
+          res.writeHead(204, { etag: etagOf(rec.vv) })
+          res.end()
+          finish('put', 204, started)
+        },
+        (e) => fail('put', res, e, started),
+      )
+    })
+    req.on('error', () => {
+      aborted = true
+    })
+  }
+
+  return function handleKv(req, res) {
+    const started = performance.now()
+    const url = req.url!
+    const q = url.indexOf('?')
+    const segment = q < 0 ? url.slice(KV_PREFIX.length) : url.slice(KV_PREFIX.length, q)
+    const query = q < 0 ? undefined : new URLSearchParams(url.slice(q + 1))
+    const method = req.method
+    const op = method === 'GET' ? 'get' : method === 'PUT' ? 'put' : method === 'DELETE' ? 'delete' : 'other'
+    try {
+      const key = decodeKey(segment)
+      const cl = parseConsistency(query)
+      if (op === 'get') get(key, cl, res, started).catch((e) => fail(op, res, e, started))
+      else if (op === 'put') put(key, cl, req, res, started, query)
+      else if (op === 'delete') del(key, cl, req, res, started).catch((e) => fail(op, res, e, started))
+      else {
+        res.setHeader('allow', 'GET, PUT, DELETE')
+        throw new RingError('METHOD_NOT_ALLOWED', `${method} is not supported on /v1/kv/{key}; use GET, PUT or DELETE`)
+      }
+    } catch (e) {
+      fail(op, res, e, started, op === 'put')
+      if (op === 'put') req.resume()
+    }
+  }
+}
+
+function tooLarge(max: number): RingError {
+  return new RingError('VALUE_TOO_LARGE', `the value is larger than the node's limit of ${max} bytes (--max-value-bytes); store smaller values or raise the limit`, { maxValueBytes: max })
+}
+
+export function parseConsistency(query: URLSearchParams | undefined): Consistency {
+  const v = query?.get('consistency')
+  if (v === null || v === undefined) return 'quorum'
+  const l = v.toLowerCase()
+  if (l === 'one' || l === 'quorum' || l === 'all') return l
+  throw new RingError('BAD_CONSISTENCY', `consistency "${v}" is not one of one, quorum, all`)
+}
+
+function parseTtl(query: URLSearchParams | undefined): number | undefined {
+  const v = query?.get('ttl')
+  if (v === null || v === undefined) return undefined
+  if (!/^\d{1,10}$/.test(v) || Number(v) < 1) {
+    throw new RingError('BAD_REQUEST', `ttl "${v}" must be a whole number of seconds, at least 1`)
+  }
+  return Date.now() + Number(v) * 1000
+}
