@@ -1,0 +1,7 @@
+export { Transport, type TransportOptions } from './transport.js'
+export { PeerClient, parseAddress, type PeerClientOptions, type RequestOptions, type StreamOptions } from './client.js'
+export { PeerServer, type PeerServerOptions } from './peer-server.js'
+export { Handlers, type Handler, type StreamHandler, type MessageType } from './handlers.js'
+export { PeerError, type PeerErrorCode } from './peer-error.js'
+export { DEFAULT_MAX_FRAME_BYTES, FrameDecoder, FrameError, FrameKind, encodeFrame, encodePayload, decodePayload, type Frame } from './frame.js'
+export { STREAM_PATH, UPGRADE_PROTOCOL, PROTOCOL_VERSION } from './handshake.js'
