@@ -1,3 +1,4 @@
+import { test as uvuTest } from 'uvu'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import express from 'express'
@@ -73,3 +74,26 @@ export async function rejection(p: Promise<unknown>): Promise<any> {
   }
   throw new Error('expected the promise to reject, but it resolved')
 }
+
+/**
+ * uvu's reporter calls `err.details.split()`, so an uncaught RingError or PeerError (whose
+ * `details` is an object) makes it drop the failure message. Tests go through this wrapper so
+ * such a failure is reported with its code and details.
+ */
+export const test: typeof uvuTest = Object.assign(
+  (name: string, fn: (ctx: any) => unknown) =>
+    uvuTest(name, async (ctx) => {
+      try {
+        await fn(ctx)
+      } catch (err) {
+        const e = err as { details?: unknown; code?: unknown; message?: string; stack?: string }
+        if (e && typeof e.details === 'object' && e.details !== null) {
+          const plain = new Error(`${String(e.code)}: ${e.message} ${JSON.stringify(e.details, (_k, v) => (typeof v === 'bigint' ? String(v) : v))}`)
+          plain.stack = `${plain.message}\n${e.stack?.split('\n').slice(1).join('\n') ?? ''}`
+          throw plain
+        }
+        throw err
+      }
+    }),
+  uvuTest,
+)

@@ -1,9 +1,9 @@
 import { connect, createServer, type AddressInfo } from 'node:net'
-import { test } from 'uvu'
+
 import * as assert from 'uvu/assert'
 import { RingError } from '../../../node/errors.js'
 import { FrameKind, PeerError, encodeFrame } from '../../../node/transport/index.js'
-import { caller, rejection, sleep, startPeer, type PeerNode } from './fixture.js'
+import { test, caller, rejection, sleep, startPeer, type PeerNode } from './fixture.js'
 
 let server: PeerNode
 let seenConcurrency = 0
