@@ -2,7 +2,7 @@ import { request } from 'node:http'
 
 import * as assert from 'uvu/assert'
 import { PeerError } from '../../../node/transport/index.js'
-import { test, caller, rejection, startPeer, type PeerNode } from './fixture.js'
+import { test, withCaller, rejection, startPeer, type PeerNode } from './fixture.js'
 
 const TOKEN = 'correct horse battery staple'
 let server: PeerNode
@@ -79,46 +79,35 @@ test('the right token is accepted (raw handshake gets 101)', async () => {
 
 test('a client without the token or with a wrong one gets PEER_UNAUTHORIZED; with it, requests work', async () => {
   for (const clusterToken of [undefined, 'nope']) {
-    const { transport } = caller('host-a', { clusterToken })
-    try {
+    await withCaller('host-a', { clusterToken }, async (transport) => {
       const err = await rejection(transport.request(server.address, 'echo', 1))
       assert.instance(err, PeerError)
       assert.is(err.code, 'PEER_UNAUTHORIZED')
       assert.match(err.message, 'cluster token')
       // Backing off keeps the reason, so callers do not mistake it for a dead peer.
       assert.is((await rejection(transport.request(server.address, 'echo', 1))).code, 'PEER_UNAUTHORIZED')
-    } finally {
-      transport.close()
-    }
+    })
   }
-  const { transport } = caller('host-a', { clusterToken: TOKEN, clusterName: 'prod' })
-  try {
+  await withCaller('host-a', { clusterToken: TOKEN, clusterName: 'prod' }, async (transport) => {
     assert.equal(await transport.request(server.address, 'echo', { ok: true }), { ok: true })
-  } finally {
-    transport.close()
-  }
+  })
 })
 
 test('a node of another cluster is refused even with the token', async () => {
-  const { transport } = caller('host-a', { clusterToken: TOKEN, clusterName: 'staging' })
-  try {
+  await withCaller('host-a', { clusterToken: TOKEN, clusterName: 'staging' }, async (transport) => {
     const err = await rejection(transport.request(server.address, 'echo', 1))
     assert.is(err.code, 'PEER_UNAUTHORIZED')
     assert.match(err.message, 'HTTP 403')
     assert.match(err.message, 'cluster prod, not staging')
-  } finally {
-    transport.close()
-  }
+  })
 })
 
 test('a node without a configured token accepts peers that send none', async () => {
   const open = await startPeer('host-open')
   open.transport.on('echo', (p) => p)
-  const { transport } = caller('host-a')
   try {
-    assert.is(await transport.request(open.address, 'echo', 7), 7)
+    await withCaller('host-a', {}, async (transport) => assert.is(await transport.request(open.address, 'echo', 7), 7))
   } finally {
-    transport.close()
     await open.stop()
   }
 })

@@ -97,3 +97,31 @@ export const test: typeof uvuTest = Object.assign(
     }),
   uvuTest,
 )
+
+/** Run `fn` with a fresh calling transport, closed afterwards whatever happens. */
+export async function withCaller<T>(
+  hostId: string,
+  opts: Partial<Omit<TransportOptions, 'hostId' | 'logger'>>,
+  fn: (transport: Transport, logs: LogLine[]) => Promise<T>,
+): Promise<T> {
+  const { transport, logs } = caller(hostId, opts)
+  try {
+    return await fn(transport, logs)
+  } finally {
+    transport.close()
+  }
+}
+
+/** Everything a stream yields, and the error that ended it, if any. */
+export async function consume<C>(stream: AsyncIterable<C>, onItem?: (item: C, n: number) => void): Promise<{ items: C[]; error: any }> {
+  const items: C[] = []
+  try {
+    for await (const c of stream) {
+      items.push(c)
+      onItem?.(c, items.length)
+    }
+  } catch (error) {
+    return { items, error }
+  }
+  return { items, error: undefined }
+}

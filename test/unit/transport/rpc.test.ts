@@ -3,7 +3,7 @@ import { connect, createServer, type AddressInfo } from 'node:net'
 import * as assert from 'uvu/assert'
 import { RingError } from '../../../node/errors.js'
 import { FrameKind, PeerError, encodeFrame } from '../../../node/transport/index.js'
-import { test, caller, rejection, sleep, startPeer, type PeerNode } from './fixture.js'
+import { test, caller, withCaller, rejection, sleep, startPeer, type PeerNode } from './fixture.js'
 
 let server: PeerNode
 let seenConcurrency = 0
@@ -43,8 +43,7 @@ test.after(async () => {
 })
 
 test('a request round-trips payloads with Buffers and bigints, and the handler sees the caller', async () => {
-  const { transport } = caller('host-a')
-  try {
+  await withCaller('host-a', {}, async (transport) => {
     const payload = { key: Buffer.from('k\u0000ey'), token: (1n << 64n) - 7n, ts: Date.now() }
     const r = await transport.request<typeof payload>(server.address, 'echo', payload)
     assert.ok(r.key.equals(payload.key))
@@ -52,14 +51,11 @@ test('a request round-trips payloads with Buffers and bigints, and the handler s
     assert.is(r.ts, payload.ts)
     assert.is(await transport.request(server.address, 'whoami', null), 'host-a')
     assert.is(await transport.request(server.address, 'echo', 42), 42)
-  } finally {
-    transport.close()
-  }
+  })
 })
 
 test('10k concurrent requests over one connection are all answered correctly', async () => {
-  const { transport } = caller('host-10k', { client: { connectionsPerPeer: 1 } })
-  try {
+  await withCaller('host-10k', { client: { connectionsPerPeer: 1 } }, async (transport) => {
     const started = performance.now()
     const replies = await Promise.all(
       Array.from({ length: 10_000 }, (_, i) => transport.request<{ i: number; doubled: number }>(server.address, 'echo.async', { i }, { timeoutMs: 30_000 })),
@@ -76,14 +72,11 @@ test('10k concurrent requests over one connection are all answered correctly', a
     assert.ok(maxConcurrency <= 1000, `max concurrency at the server was ${maxConcurrency}`)
     assert.ok(maxConcurrency >= 100, `requests were not multiplexed (max concurrency ${maxConcurrency})`)
     console.log(`    10k concurrent requests: ${ms.toFixed(0)} ms, max in flight at the server ${maxConcurrency}`)
-  } finally {
-    transport.close()
-  }
+  })
 })
 
 test('a pool of two connections is used when allowed', async () => {
-  const { transport } = caller('host-a', { client: { connectionsPerPeer: 2 } })
-  try {
+  await withCaller('host-a', { client: { connectionsPerPeer: 2 } }, async (transport) => {
     await transport.request(server.address, 'echo', 1)
     // The second request starts a second connection in the background.
     await Promise.all(Array.from({ length: 100 }, (_, i) => transport.request(server.address, 'echo', i)))
@@ -91,14 +84,11 @@ test('a pool of two connections is used when allowed', async () => {
     assert.is(transport.client.connectionCount(server.address), 2)
     await Promise.all(Array.from({ length: 100 }, (_, i) => transport.request(server.address, 'echo', i)))
     assert.is(transport.client.connectionCount(server.address), 2)
-  } finally {
-    transport.close()
-  }
+  })
 })
 
 test('timeout: PEER_TIMEOUT after timeoutMs; the connection stays usable and the late reply is dropped', async () => {
-  const { transport } = caller('host-a')
-  try {
+  await withCaller('host-a', {}, async (transport) => {
     const started = performance.now()
     const err = await rejection(transport.request(server.address, 'slow', 400, { timeoutMs: 100 }))
     const ms = performance.now() - started
@@ -108,14 +98,11 @@ test('timeout: PEER_TIMEOUT after timeoutMs; the connection stays usable and the
     await sleep(400) // the late reply arrives and must be ignored
     assert.is(await transport.request(server.address, 'echo', 'still fine'), 'still fine')
     assert.is(err.toRingError().code, 'TIMEOUT')
-  } finally {
-    transport.close()
-  }
+  })
 })
 
 test('error codes propagate: RingError keeps code and details, others become INTERNAL', async () => {
-  const { transport } = caller('host-a')
-  try {
+  await withCaller('host-a', {}, async (transport) => {
     const nf = await rejection(transport.request(server.address, 'not-found', 'k1'))
     assert.instance(nf, PeerError)
     assert.is(nf.code, 'PEER_ERROR')
@@ -141,14 +128,11 @@ test('error codes propagate: RingError keeps code and details, others become INT
     const unknown = await rejection(transport.request(server.address, 'no-such-type', null))
     assert.is(unknown.remoteCode, 'BAD_REQUEST')
     assert.match(unknown.message, 'no handler for message type no-such-type')
-  } finally {
-    transport.close()
-  }
+  })
 })
 
 test('one-way send arrives with the sender host id', async () => {
-  const { transport } = caller('host-b')
-  try {
+  await withCaller('host-b', {}, async (transport) => {
     oneWay.length = 0
     for (let i = 0; i < 5; i++) transport.send(server.address, 'gossip', { round: i })
     for (let t = 0; t < 100 && oneWay.length < 5; t++) await sleep(10)
@@ -157,30 +141,25 @@ test('one-way send arrives with the sender host id', async () => {
       [0, 1, 2, 3, 4].map((round) => ({ round })),
     )
     assert.ok(oneWay.every((m) => m.from === 'host-b'))
-  } finally {
-    transport.close()
-  }
+  })
 })
 
 test('an oversize request is refused locally with VALUE_TOO_LARGE; an oversize reply becomes an error reply', async () => {
-  const { transport } = caller('host-a', { maxFrameBytes: 64 * 1024 })
-  try {
+  await withCaller('host-a', { maxFrameBytes: 64 * 1024 }, async (transport) => {
     const err = await rejection(transport.request(server.address, 'echo', Buffer.alloc(100 * 1024)))
     assert.instance(err, RingError)
     assert.is(err.code, 'VALUE_TOO_LARGE')
     assert.is(await transport.request(server.address, 'echo', 'small'), 'small')
-  } finally {
-    transport.close()
-  }
+  })
   const small = await startPeer('host-small', { maxFrameBytes: 64 * 1024 })
   small.transport.on('big', () => Buffer.alloc(100 * 1024))
-  const { transport: t2 } = caller('host-a')
   try {
-    const err = await rejection(t2.request(small.address, 'big', null))
-    assert.is(err.code, 'PEER_ERROR')
-    assert.is(err.remoteCode, 'VALUE_TOO_LARGE')
+    await withCaller('host-a', {}, async (transport) => {
+      const err = await rejection(transport.request(small.address, 'big', null))
+      assert.is(err.code, 'PEER_ERROR')
+      assert.is(err.remoteCode, 'VALUE_TOO_LARGE')
+    })
   } finally {
-    t2.close()
     await small.stop()
   }
 })
@@ -209,8 +188,7 @@ test('a peer announcing an oversize frame is disconnected and the error is logge
 })
 
 test('the admin routes on the same server keep working next to upgraded connections', async () => {
-  const { transport } = caller('host-a')
-  try {
+  await withCaller('host-a', {}, async (transport) => {
     await transport.request(server.address, 'echo', 1)
     const res = await fetch(`http://${server.address}/admin/status`)
     assert.is(res.status, 200)
@@ -223,17 +201,14 @@ test('the admin routes on the same server keep working next to upgraded connecti
     sock.write('GET /elsewhere HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n')
     await new Promise((r) => sock.once('close', r))
     assert.match(received, /^HTTP\/1.1 404 /)
-  } finally {
-    transport.close()
-  }
+  })
 })
 
 test('unreachable peer: PEER_UNREACHABLE, then fail-fast while backing off', async () => {
   const gone = await startPeer('host-gone')
   const address = gone.address
   await gone.stop()
-  const { transport, logs } = caller('host-a', { client: { backoffMinMs: 500 } })
-  try {
+  await withCaller('host-a', { client: { backoffMinMs: 500 } }, async (transport, logs) => {
     const first = await rejection(transport.request(address, 'echo', 1))
     assert.is(first.code, 'PEER_UNREACHABLE')
     assert.match(first.message, 'ECONNREFUSED')
@@ -244,9 +219,7 @@ test('unreachable peer: PEER_UNREACHABLE, then fail-fast while backing off', asy
     assert.ok(performance.now() - started < 50)
     assert.ok(logs.some((l) => l.level === 40 && l.msg === 'internode connection failed' && l.address === address))
     assert.is(second.toRingError().code, 'UNAVAILABLE')
-  } finally {
-    transport.close()
-  }
+  })
 })
 
 test('server restart: in-flight requests fail fast, later requests reconnect and succeed', async () => {
@@ -258,8 +231,7 @@ test('server restart: in-flight requests fail fast, later requests reconnect and
     return new Promise(() => {})
   })
   peer.transport.on('echo', (p) => p)
-  const { transport, logs } = caller('host-a', { client: { backoffMinMs: 20, backoffMaxMs: 200 } })
-  try {
+  await withCaller('host-a', { client: { backoffMinMs: 20, backoffMaxMs: 200 } }, async (transport, logs) => {
     assert.is(await transport.request(peer.address, 'echo', 'before'), 'before')
     const inflight = Array.from({ length: 20 }, () => rejection(transport.request(peer.address, 'hang', null, { timeoutMs: 10_000 })))
     for (let t = 0; t < 100 && hanging < 20; t++) await sleep(5)
@@ -295,9 +267,7 @@ test('server restart: in-flight requests fail fast, later requests reconnect and
     } finally {
       await again.stop()
     }
-  } finally {
-    transport.close()
-  }
+  })
 })
 
 test('close(): calls in flight and later calls fail with PEER_UNREACHABLE', async () => {

@@ -4,7 +4,7 @@ import { runInNewContext } from 'node:vm'
 import * as assert from 'uvu/assert'
 import { RingError } from '../../../node/errors.js'
 import { PeerError } from '../../../node/transport/index.js'
-import { test, caller, rejection, sleep, startPeer, type PeerNode } from './fixture.js'
+import { test, consume, withCaller, sleep, startPeer, type PeerNode } from './fixture.js'
 
 // Live memory is what flow control bounds; garbage waiting for a collection is not. Sampling
 // after a forced collection measures the former.
@@ -55,8 +55,7 @@ test.before(async () => {
 test.after(() => server.stop())
 
 test('100 MiB to a slow consumer: the producer never runs more than the window ahead, memory stays bounded', async () => {
-  const { transport } = caller('host-dst', { client: { connectionsPerPeer: 1 } })
-  try {
+  await withCaller('host-dst', { client: { connectionsPerPeer: 1 } }, async (transport) => {
     gc()
     const base = process.memoryUsage()
     const total = 1600 // × 64 KiB = 100 MiB
@@ -86,14 +85,11 @@ test('100 MiB to a slow consumer: the producer never runs more than the window a
     assert.ok(maxAhead <= 20, `producer ran ${maxAhead} chunks ahead of the consumer`)
     assert.ok(peakLive < 24 * MiB, `live memory grew by ${(peakLive / MiB).toFixed(1)} MiB`)
     console.log(`    100 MiB streamed in ${s.toFixed(2)} s; producer at most ${maxAhead} chunks ahead; live memory +${(peakLive / MiB).toFixed(1)} MiB`)
-  } finally {
-    transport.close()
-  }
+  })
 })
 
 test('a consumer that stops reading does not block other calls on the same connection', async () => {
-  const { transport } = caller('host-dst', { client: { connectionsPerPeer: 1 } })
-  try {
+  await withCaller('host-dst', { client: { connectionsPerPeer: 1 } }, async (transport) => {
     produced = 0
     const it = transport.requestStream<Buffer>(server.address, 'range', { chunks: 1000 }, { windowBytes: 256 * 1024 })[Symbol.asyncIterator]()
     await it.next()
@@ -103,14 +99,11 @@ test('a consumer that stops reading does not block other calls on the same conne
     assert.is(await transport.request(server.address, 'echo', 'through'), 'through')
     assert.ok(performance.now() - started < 200)
     await it.return(undefined)
-  } finally {
-    transport.close()
-  }
+  })
 })
 
 test('breaking out of the loop cancels the stream at the source', async () => {
-  const { transport } = caller('host-dst')
-  try {
+  await withCaller('host-dst', {}, async (transport) => {
     produced = 0
     sourceClosed = false
     let n = 0
@@ -124,64 +117,37 @@ test('breaking out of the loop cancels the stream at the source', async () => {
     await sleep(50)
     assert.is(produced, after)
     assert.is(await transport.request(server.address, 'echo', 1), 1)
-  } finally {
-    transport.close()
-  }
+  })
 })
 
 test('an error in the middle of a stream reaches the consumer after the chunks before it', async () => {
-  const { transport } = caller('host-dst')
-  try {
-    const got: unknown[] = []
-    const err = await rejection(
-      (async () => {
-        for await (const c of transport.requestStream(server.address, 'fails', null)) got.push(c)
-      })(),
-    )
-    assert.equal(got, [1, 2, 3])
+  await withCaller('host-dst', {}, async (transport) => {
+    const { items, error: err } = await consume(transport.requestStream(server.address, 'fails', null))
+    assert.equal(items, [1, 2, 3])
     assert.instance(err, PeerError)
     assert.is(err.code, 'PEER_ERROR')
     assert.is(err.remoteCode, 'UNAVAILABLE')
     assert.equal(err.details, { range: '(a,b]' })
-  } finally {
-    transport.close()
-  }
+  })
 })
 
 test('a handler may return a plain iterable; unknown stream types are BAD_REQUEST', async () => {
-  const { transport } = caller('host-dst')
-  try {
-    const got: string[] = []
-    for await (const c of transport.requestStream<string>(server.address, 'array', null)) got.push(c)
-    assert.equal(got, ['a', 'b', 'c'])
-    const err = await rejection(
-      (async () => {
-        for await (const _ of transport.requestStream(server.address, 'echo', null)) void _
-      })(),
-    )
+  await withCaller('host-dst', {}, async (transport) => {
+    assert.equal(await consume(transport.requestStream<string>(server.address, 'array', null)), { items: ['a', 'b', 'c'], error: undefined })
+    const { error: err } = await consume(transport.requestStream(server.address, 'echo', null))
     assert.is(err.remoteCode, 'BAD_REQUEST')
     assert.match(err.message, 'use request')
-  } finally {
-    transport.close()
-  }
+  })
 })
 
 test('a stalled source times out with PEER_TIMEOUT', async () => {
-  const { transport } = caller('host-dst')
-  try {
-    const got: string[] = []
+  await withCaller('host-dst', {}, async (transport) => {
     const started = performance.now()
-    const err = await rejection(
-      (async () => {
-        for await (const c of transport.requestStream<string>(server.address, 'stall', null, { timeoutMs: 150 })) got.push(c)
-      })(),
-    )
-    assert.equal(got, ['first'])
+    const { items, error: err } = await consume(transport.requestStream<string>(server.address, 'stall', null, { timeoutMs: 150 }))
+    assert.equal(items, ['first'])
     assert.is(err.code, 'PEER_TIMEOUT')
     assert.ok(performance.now() - started < 1000)
-  } finally {
-    transport.close()
-  }
+  })
 })
 
 test('a source that goes away mid-stream fails the consumer with PEER_UNREACHABLE', async () => {
@@ -192,20 +158,15 @@ test('a source that goes away mid-stream fails the consumer with PEER_UNREACHABL
       await sleep(5)
     }
   })
-  const { transport } = caller('host-dst')
   try {
-    let n = 0
-    const err = await rejection(
-      (async () => {
-        for await (const _ of transport.requestStream(src.address, 'endless', null)) {
-          if (++n === 3) void src.stop()
-        }
-      })(),
-    )
-    assert.is(err.code, 'PEER_UNREACHABLE')
-    assert.ok(n >= 3)
+    await withCaller('host-dst', {}, async (transport) => {
+      const { items, error } = await consume(transport.requestStream(src.address, 'endless', null), (_c, n) => {
+        if (n === 3) void src.stop()
+      })
+      assert.is(error.code, 'PEER_UNREACHABLE')
+      assert.ok(items.length >= 3)
+    })
   } finally {
-    transport.close()
     await src.stop()
   }
 })
