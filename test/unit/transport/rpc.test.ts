@@ -306,4 +306,20 @@ test('a silent connection is detected by pings and closed', async () => {
   }
 })
 
+test('the server closes a connection that stays silent past its idle timeout; the client reconnects', async () => {
+  const peer = await startPeer('host-idle', { server: { idleTimeoutMs: 200 } })
+  peer.transport.on('echo', (p) => p)
+  try {
+    await withCaller('host-a', { client: { pingIntervalMs: 0, connectionsPerPeer: 1 } }, async (transport) => {
+      assert.is(await transport.request(peer.address, 'echo', 1), 1)
+      await sleep(400)
+      assert.is(transport.client.connectionCount(peer.address), 0)
+      assert.is(peer.transport.server.connectionCount, 0)
+      assert.is(await transport.request(peer.address, 'echo', 2), 2)
+    })
+  } finally {
+    await peer.stop()
+  }
+})
+
 test.run()
