@@ -114,11 +114,18 @@ export class PeerClient {
     this.pools.get(address)?.resetBackoff()
   }
 
+  /** Close the connections to a peer that is gone for good (it left the cluster) and forget it. */
+  disconnect(address: string): void {
+    const p = this.pools.get(address)
+    if (!p) return
+    this.pools.delete(address)
+    p.close()
+  }
+
   /** Open connections, to one address or to all. */
   connectionCount(address?: string): number {
-    if (address !== undefined) return this.pools.get(address)?.conns.length ?? 0
     let n = 0
-    for (const p of this.pools.values()) n += p.conns.length
+    for (const [a, p] of this.pools) if (address === undefined || a === address) n += p.conns.filter((c) => !c.conn.closed).length
     return n
   }
 
@@ -166,13 +173,18 @@ class PeerPool {
   ) {}
 
   pick(): ClientConn | Promise<ClientConn> {
-    const n = this.conns.length
-    if (n > 0) {
-      if (n < this.o.connectionsPerPeer && !this.connecting && Date.now() >= this.retryAt) {
+    // The least busy open connection; one being closed stays listed until its socket is gone.
+    let best: ClientConn | null = null
+    let open = 0
+    for (const c of this.conns) {
+      if (c.conn.closed) continue
+      open++
+      if (!best || c.load < best.load) best = c
+    }
+    if (best) {
+      if (open < this.o.connectionsPerPeer && !this.connecting && Date.now() >= this.retryAt) {
         this.connect().catch(() => {})
       }
-      let best = this.conns[0]!
-      for (let i = 1; i < n; i++) if (this.conns[i]!.load < best.load) best = this.conns[i]!
       return best
     }
     if (this.connecting) return this.connecting

@@ -17,6 +17,8 @@ import { errorBodyOf, Handlers, isMessageType, isThenable, type MessageType } fr
 /** Stream windows a client may ask for are clamped to this range. */
 const MIN_WINDOW = 64 * 1024
 const MAX_WINDOW = 64 * 1024 * 1024
+/** Reply bytes a connection may have waiting for the peer to read before we stop reading it. */
+const MAX_UNSENT_BYTES = 8 * 1024 * 1024
 
 export interface PeerServerOptions {
   /** this node's host id, told to every peer in the 101 response */
@@ -36,7 +38,7 @@ export interface PeerServerOptions {
 
 export class PeerServer {
   private readonly sessions = new Set<ServerSession>()
-  private readonly servers = new Set<Server>()
+  private readonly servers = new Map<Server, (req: IncomingMessage, socket: Socket, head: Buffer) => void>()
   private readonly tokenHash: Buffer | null
   private readonly maxFrameBytes: number
   private readonly maxInFlight: number
@@ -55,8 +57,9 @@ export class PeerServer {
   /** Serve internode connections on `server`'s port next to whatever else it serves. */
   attach(server: Server): void {
     if (this.servers.has(server)) return
-    this.servers.add(server)
-    server.on('upgrade', this.onUpgrade)
+    const listener = (req: IncomingMessage, socket: Socket, head: Buffer) => this.onUpgrade(server, req, socket, head)
+    this.servers.set(server, listener)
+    server.on('upgrade', listener)
   }
 
   /** Number of open internode connections. */
@@ -66,21 +69,18 @@ export class PeerServer {
 
   /** Stop accepting internode connections and close the open ones. */
   close(): void {
-    for (const s of this.servers) s.off('upgrade', this.onUpgrade)
+    for (const [s, listener] of this.servers) s.off('upgrade', listener)
     this.servers.clear()
     for (const s of [...this.sessions]) s.conn.destroy('server closing')
   }
 
-  private readonly onUpgrade = (req: IncomingMessage, socket: Socket, head: Buffer): void => {
+  private onUpgrade(server: Server, req: IncomingMessage, socket: Socket, head: Buffer): void {
+    const path = (req.url ?? '').split('?', 1)[0]
+    // Another 'upgrade' listener may own that path; if there is none, nobody else will answer.
+    if (path !== STREAM_PATH && server.listenerCount('upgrade') > 1) return
     // An upgraded socket has no error listener of its own any more; an unhandled one would crash.
     socket.on('error', () => {})
-    const path = (req.url ?? '').split('?', 1)[0]
-    if (path !== STREAM_PATH) {
-      // Another 'upgrade' listener may own that path; if there is none, nobody else will answer.
-      const server = (socket as Socket & { server?: Server }).server
-      if (!server || server.listenerCount('upgrade') <= 1) refuse(socket, 404, 'NOT_FOUND', `no upgrade endpoint at ${path}`)
-      return
-    }
+    if (path !== STREAM_PATH) return refuse(socket, 404, 'NOT_FOUND', `no upgrade endpoint at ${path}`)
     const remote = { remoteAddress: socket.remoteAddress, remotePort: socket.remotePort }
     if ((req.headers.upgrade ?? '').toLowerCase() !== UPGRADE_PROTOCOL) {
       return refuse(socket, 400, 'BAD_REQUEST', `${STREAM_PATH} expects Upgrade: ${UPGRADE_PROTOCOL}`)
@@ -182,6 +182,7 @@ class ServerSession {
   private inFlight = 0
   private paused = false
   private draining = false
+  private awaitingDrain = false
   /** requests read while at the in-flight limit; at most one socket read's worth */
   private readonly backlog: Frame[] = []
   private readonly streams = new Map<number, OutStream>()
@@ -212,14 +213,11 @@ class ServerSession {
       case FrameKind.REQUEST:
       case FrameKind.SEND:
       case FrameKind.STREAM_OPEN:
-        // At the in-flight limit, stop reading and hold what was already read: the peer's
-        // socket backs up instead of our memory, and handler concurrency stays bounded.
-        if (this.backlog.length > 0 || this.inFlight >= this.maxInFlight) {
+        // Overloaded, stop reading and hold what was already read: the peer's socket backs up
+        // instead of our memory, and handler concurrency stays bounded.
+        if (this.backlog.length > 0 || this.overloaded()) {
           this.backlog.push(f)
-          if (!this.paused) {
-            this.paused = true
-            this.conn.socket.pause()
-          }
+          this.holdReading()
           return
         }
         return this.dispatch(f)
@@ -359,16 +357,46 @@ class ServerSession {
 
   private end(): void {
     this.inFlight--
-    if (this.draining) return
+    this.pump()
+  }
+
+  /**
+   * Too many calls running, or too many reply bytes the peer has not read (a peer that sends
+   * requests but never reads replies would otherwise grow our socket buffer without bound).
+   */
+  private overloaded(): boolean {
+    return this.inFlight >= this.maxInFlight || this.conn.pendingWriteBytes > MAX_UNSENT_BYTES
+  }
+
+  private holdReading(): void {
+    if (!this.paused) {
+      this.paused = true
+      this.conn.socket.pause()
+    }
+    if (this.conn.pendingWriteBytes > MAX_UNSENT_BYTES && !this.awaitingDrain) {
+      this.awaitingDrain = true
+      void this.conn.whenWritable().then(() => {
+        this.awaitingDrain = false
+        this.pump()
+      })
+    }
+  }
+
+  /** Run held requests while there is room; read again once everything held has run. */
+  private pump(): void {
+    if (this.draining || this.conn.closed) return
     this.draining = true
     try {
-      while (this.backlog.length > 0 && this.inFlight < this.maxInFlight && !this.conn.closed) this.dispatch(this.backlog.shift()!)
+      while (this.backlog.length > 0 && !this.overloaded()) this.dispatch(this.backlog.shift()!)
     } catch (err) {
       this.conn.fail(err)
     } finally {
       this.draining = false
     }
-    if (this.paused && this.backlog.length === 0 && this.inFlight <= this.maxInFlight / 2) {
+    if (!this.paused) return
+    // Still held back by unsent replies: wait for the socket to drain (no-op if already waiting).
+    if (this.backlog.length > 0 || this.conn.pendingWriteBytes > MAX_UNSENT_BYTES) return this.holdReading()
+    if (this.inFlight <= this.maxInFlight / 2) {
       this.paused = false
       this.conn.socket.resume()
     }

@@ -1,8 +1,8 @@
-import { connect, createServer, type AddressInfo } from 'node:net'
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net'
 
 import * as assert from 'uvu/assert'
 import { RingError } from '../../../node/errors.js'
-import { FrameKind, PeerError, encodeFrame } from '../../../node/transport/index.js'
+import { FrameDecoder, FrameKind, PeerError, encodeFrame } from '../../../node/transport/index.js'
 import { test, caller, withCaller, rejection, sleep, startPeer, type PeerNode } from './fixture.js'
 
 let server: PeerNode
@@ -187,6 +187,52 @@ test('a peer announcing an oversize frame is disconnected and the error is logge
   assert.is(err!.code, 'FRAME_TOO_LARGE')
 })
 
+test('a peer that sends requests but does not read the replies cannot grow our memory', async () => {
+  const peer = await startPeer('host-unread')
+  let calls = 0
+  peer.transport.on('big', () => {
+    calls++
+    return Buffer.alloc(256 * 1024, 1)
+  })
+  const sock = connect(peer.port, '127.0.0.1')
+  try {
+    await new Promise((r) => sock.once('connect', r))
+    sock.write('GET /internal/v1/stream HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: ringkv-rpc\r\nX-Ringkv-Host: raw\r\n\r\n')
+    const total = 600 // 150 MiB of replies
+    sock.write(Buffer.concat(Array.from({ length: total }, (_, i) => encodeFrame(FrameKind.REQUEST, i + 1, ['big', null]))))
+    sock.pause() // and read nothing
+    await sleep(500)
+    // Replies stop at ~8 MiB unsent plus what the kernel's socket buffers hold.
+    assert.ok(calls < 200, `${calls} of ${total} requests were run for a peer that reads nothing`)
+    const held = calls
+    // Once the peer reads, everything is answered.
+    let replies = 0
+    let headerSeen = false
+    let pending = Buffer.alloc(0)
+    const decoder = new FrameDecoder((f) => {
+      if (f.kind === FrameKind.RESPONSE) replies++
+    }, 1024 * 1024)
+    sock.on('data', (d: Buffer) => {
+      if (!headerSeen) {
+        pending = Buffer.concat([pending, d])
+        const end = pending.indexOf('\r\n\r\n')
+        if (end < 0) return
+        headerSeen = true
+        d = pending.subarray(end + 4)
+      }
+      decoder.push(d)
+    })
+    sock.resume()
+    for (let t = 0; t < 500 && replies < total; t++) await sleep(10)
+    assert.is(replies, total)
+    assert.is(calls, total)
+    console.log(`    unread replies: ${held} of ${total} requests ran before the server stopped reading`)
+  } finally {
+    sock.destroy()
+    await peer.stop()
+  }
+})
+
 test('the admin routes on the same server keep working next to upgraded connections', async () => {
   await withCaller('host-a', {}, async (transport) => {
     await transport.request(server.address, 'echo', 1)
@@ -202,6 +248,25 @@ test('the admin routes on the same server keep working next to upgraded connecti
     await new Promise((r) => sock.once('close', r))
     assert.match(received, /^HTTP\/1.1 404 /)
   })
+})
+
+test('another upgrade listener on the same server keeps its own paths', async () => {
+  const peer = await startPeer('host-shared')
+  peer.transport.on('echo', (p) => p)
+  peer.server.on('upgrade', (req, socket: Socket) => {
+    if (req.url === '/other') socket.end('HTTP/1.1 101 Switching Protocols\r\nUpgrade: other\r\nConnection: Upgrade\r\n\r\nhello')
+  })
+  try {
+    const sock = connect(peer.port, '127.0.0.1')
+    let received = ''
+    sock.on('data', (d) => (received += d))
+    sock.write('GET /other HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: other\r\n\r\n')
+    await new Promise((r) => sock.once('close', r))
+    assert.match(received, /^HTTP\/1.1 101 [^]*hello$/)
+    await withCaller('host-a', {}, async (transport) => assert.is(await transport.request(peer.address, 'echo', 'ok'), 'ok'))
+  } finally {
+    await peer.stop()
+  }
 })
 
 test('unreachable peer: PEER_UNREACHABLE, then fail-fast while backing off', async () => {
@@ -277,6 +342,18 @@ test('close(): calls in flight and later calls fail with PEER_UNREACHABLE', asyn
   transport.close()
   assert.is((await p).code, 'PEER_UNREACHABLE')
   assert.is((await rejection(transport.request(server.address, 'echo', 1))).code, 'PEER_UNREACHABLE')
+})
+
+test('disconnect(address): calls to that peer fail, its connections close, the next call connects afresh', async () => {
+  await withCaller('host-a', {}, async (transport) => {
+    assert.is(await transport.request(server.address, 'echo', 1), 1)
+    const p = rejection(transport.request(server.address, 'hang', null))
+    await sleep(20)
+    transport.client.disconnect(server.address)
+    assert.is((await p).code, 'PEER_UNREACHABLE')
+    assert.is(transport.client.connectionCount(server.address), 0)
+    assert.is(await transport.request(server.address, 'echo', 2), 2)
+  })
 })
 
 test('a silent connection is detected by pings and closed', async () => {
