@@ -12,6 +12,8 @@ export interface IterateOptions {
   lt?: Buffer
   /** stop after this many entries */
   limit?: number
+  /** skip reading values (each entry's value is then an empty buffer) */
+  keysOnly?: boolean
 }
 
 export interface Engine {
@@ -23,8 +25,9 @@ export interface Engine {
    */
   write(ops: WriteOp[], opts?: { sync?: boolean }): Promise<void>
   /**
-   * Ordered entries in [gte, lt), read from a snapshot taken when the iterator is created:
-   * writes that happen while it runs are not seen and never blocked.
+   * Ordered entries in [gte, lt), read from a snapshot taken when iterate() is called (not
+   * when iteration starts): writes that happen while it runs are not seen and never blocked.
+   * The result can be iterated once.
    */
   iterate(opts: IterateOptions): AsyncIterable<[Buffer, Buffer]>
   /** Drops [gte, lt) with a range delete (one tombstone), not key by key. */

@@ -14,3 +14,8 @@ export interface StoredRecord {
   /** ms since epoch after which the record reads as absent; undefined = never */
   expiresAt?: number
 }
+
+/** Whether a record reads as present at `now` (ms since epoch): not deleted and not expired. */
+export function isLive(rec: StoredRecord, now: number): boolean {
+  return !rec.tombstone && (rec.expiresAt === undefined || now < rec.expiresAt)
+}
