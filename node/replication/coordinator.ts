@@ -1,0 +1,236 @@
+import { RingError } from '../errors.js'
+import type { ClientWrite, Consistency } from '../api/service.js'
+import type { StoredRecord } from '../storage/record.js'
+import { KeyedLock } from '../util/keyed-lock.js'
+import { planRead, planWrite, WriteRound, type RoundOutcome } from './rounds.js'
+import { resolve } from './resolve.js'
+import { compareVV, incrementVV, mergeVV, type HlcClock } from './version.js'
+
+/** Where a key lives right now, as this node's ring and failure detector see it. */
+export interface Topology {
+  readonly selfId: string
+  readonly rf: number
+  replicasFor(key: Buffer): { natural: string[]; pending: string[] }
+  isUp(hostId: string): boolean
+}
+
+/** The replica operations a coordinator performs on other nodes (the transport implements it). */
+export interface ReplicaChannel {
+  apply(hostId: string, key: Buffer, rec: StoredRecord, timeoutMs: number): Promise<void>
+  read(hostId: string, key: Buffer, timeoutMs: number): Promise<StoredRecord | undefined>
+  forwardWrite(hostId: string, key: Buffer, w: ClientWrite, cl: Consistency, timeoutMs: number): Promise<StoredRecord>
+  forwardRead(hostId: string, key: Buffer, cl: Consistency, timeoutMs: number): Promise<StoredRecord | undefined>
+}
+
+/** This node's own replica: the store. */
+export interface LocalReplica {
+  get(key: Buffer): Promise<StoredRecord | undefined>
+  apply(key: Buffer, rec: StoredRecord): Promise<{ stored: StoredRecord; changed: boolean; concurrent: boolean }>
+  addHint(target: string, key: Buffer, rec: StoredRecord, expiresAt: number): Promise<unknown>
+}
+
+export interface CoordinatorHooks {
+  onConcurrent?(): void
+  onReadRepair?(count: number): void
+  onHint?(target: string): void
+}
+
+export interface CoordinatorOptions {
+  topology: Topology
+  channel: ReplicaChannel
+  local: LocalReplica
+  clock: HlcClock
+  timeoutMs: number
+  hintWindowMs: number
+  hooks?: CoordinatorHooks
+}
+
+/**
+ * Coordinates client reads and writes: a coordinator is always a replica of the key (others
+ * forward to one), so version-vector entries are bounded by the key's replica set.
+ */
+export class Coordinator {
+  private readonly mint = new KeyedLock()
+
+  constructor(private readonly o: CoordinatorOptions) {}
+
+  async write(key: Buffer, w: ClientWrite, cl: Consistency): Promise<StoredRecord> {
+    const { topology, channel, timeoutMs } = this.o
+    const { natural, pending } = topology.replicasFor(key)
+    if (!natural.includes(topology.selfId)) {
+      return this.forward(natural, (id) => channel.forwardWrite(id, key, w, cl, timeoutMs))
+    }
+    const plan = planWrite(natural, pending, (id) => id === topology.selfId || topology.isUp(id), cl, topology.rf)
+    const round = new WriteRound(new Set(natural), plan)
+    return new Promise<StoredRecord>((resolvePromise, reject) => {
+      let answered = false
+      let rec: StoredRecord | undefined
+      const settle = (o: RoundOutcome) => {
+        if (!o.done || answered) return
+        answered = true
+        clearTimeout(timer)
+        if (o.ok) resolvePromise(rec!)
+        else reject(o.error)
+      }
+      const timer = setTimeout(() => settle(round.timeout()), timeoutMs)
+      this.mintLocal(key, w).then(
+        (minted) => {
+          rec = minted
+          settle(round.ack(topology.selfId))
+          for (const id of plan.send) {
+            if (id === topology.selfId) continue
+            channel.apply(id, key, minted, timeoutMs).then(
+              () => settle(round.ack(id)),
+              () => {
+                // A replica that missed the write gets it later as a hint; the hint never counts.
+                this.hint(id, key, minted)
+                settle(round.fail(id))
+              },
+            )
+          }
+          for (const id of plan.hint) this.hint(id, key, minted)
+        },
+        (e) => {
+          answered = true
+          clearTimeout(timer)
+          reject(e)
+        },
+      )
+    })
+  }
+
+  async read(key: Buffer, cl: Consistency): Promise<StoredRecord | undefined> {
+    const { topology, channel, timeoutMs } = this.o
+    const { natural } = topology.replicasFor(key)
+    if (!natural.includes(topology.selfId)) {
+      return this.forward(natural, (id) => channel.forwardRead(id, key, cl, timeoutMs))
+    }
+    const plan = planRead(natural, topology.selfId, (id) => id === topology.selfId || topology.isUp(id), cl, topology.rf)
+    const answers = await this.gather(key, plan.ask, plan.spare, plan.blockFor)
+    let winner: StoredRecord | undefined
+    let concurrent = false
+    for (const a of answers) {
+      if (!a.rec) continue
+      if (!winner) winner = a.rec
+      else {
+        const r = resolve(winner, a.rec)
+        winner = r.winner
+        concurrent ||= r.concurrent
+      }
+    }
+    if (concurrent) this.o.hooks?.onConcurrent?.()
+    if (!winner) return undefined
+    // Blocking read repair: every replica this read consulted holds the winner before we
+    // answer, so a second QUORUM read can never see an older version than this one returned.
+    const stale = answers.filter((a) => !a.rec || !sameVersion(a.rec, winner!))
+    if (stale.length) {
+      this.o.hooks?.onReadRepair?.(stale.length)
+      const w = winner
+      await Promise.all(stale.map((a) => (a.id === topology.selfId ? this.o.local.apply(key, w).then(() => {}) : channel.apply(a.id, key, w, timeoutMs).catch(() => this.hint(a.id, key, w)))))
+    }
+    return winner
+  }
+
+  /** Applies a write coming from another coordinator or a repair. */
+  applyReplica(key: Buffer, rec: StoredRecord): Promise<{ stored: StoredRecord; changed: boolean; concurrent: boolean }> {
+    this.o.clock.observe(rec.ts)
+    return this.o.local.apply(key, rec).then((r) => {
+      if (r.concurrent) this.o.hooks?.onConcurrent?.()
+      return r
+    })
+  }
+
+  /**
+   * Builds the new version from this replica's current one: the context the client sent (If-Match)
+   * and what this replica has are both superseded, and our own counter moves on. The mint lock
+   * keeps two writes to one key through this coordinator from minting the same counter.
+   */
+  private mintLocal(key: Buffer, w: ClientWrite): Promise<StoredRecord> {
+    const { local, clock, topology } = this.o
+    return this.mint.run(key.toString('latin1'), async () => {
+      const cur = await local.get(key)
+      let base = cur?.vv ?? {}
+      if (w.context) base = mergeVV(base, w.context)
+      const rec: StoredRecord = {
+        value: w.value ?? Buffer.alloc(0),
+        contentType: w.value ? (w.contentType ?? 'application/octet-stream') : '',
+        vv: incrementVV(base, topology.selfId),
+        ts: clock.tick(),
+        tombstone: w.value === undefined,
+      }
+      if (w.expiresAt !== undefined) rec.expiresAt = w.expiresAt
+      const r = await local.apply(key, rec)
+      if (r.concurrent) this.o.hooks?.onConcurrent?.()
+      return r.stored
+    })
+  }
+
+  private hint(target: string, key: Buffer, rec: StoredRecord): void {
+    this.o.hooks?.onHint?.(target)
+    this.o.local.addHint(target, key, rec, Date.now() + this.o.hintWindowMs).catch(() => {})
+  }
+
+  private async gather(key: Buffer, ask: string[], spare: string[], need: number): Promise<{ id: string; rec: StoredRecord | undefined }[]> {
+    const { topology, channel, timeoutMs } = this.o
+    const got: { id: string; rec: StoredRecord | undefined }[] = []
+    const queue = [...spare]
+    let failed = 0
+    return new Promise((resolvePromise, reject) => {
+      let done = false
+      const timer = setTimeout(() => {
+        if (done) return
+        done = true
+        reject(new RingError('TIMEOUT', `only ${got.length} of the ${need} replica answers the consistency level needs arrived in time; retry`, { acks: got.length, required: need }))
+      }, timeoutMs)
+      const askOne = (id: string) => {
+        const p = id === topology.selfId ? this.o.local.get(key) : channel.read(id, key, timeoutMs)
+        p.then(
+          (rec) => {
+            if (done) return
+            got.push({ id, rec })
+            if (got.length >= need) {
+              done = true
+              clearTimeout(timer)
+              resolvePromise(got)
+            }
+          },
+          () => {
+            if (done) return
+            failed++
+            const next = queue.shift()
+            if (next) askOne(next)
+            else if (got.length + (ask.length + spare.length - got.length - failed) < need) {
+              done = true
+              clearTimeout(timer)
+              reject(new RingError('UNAVAILABLE', `only ${got.length} replicas answered and ${failed} failed; consistency needs ${need} — retry`, { required: need, alive: got.length, acks: got.length }))
+            }
+          },
+        )
+      }
+      for (const id of ask) askOne(id)
+    })
+  }
+
+  private async forward<T>(natural: string[], call: (id: string) => Promise<T>): Promise<T> {
+    const live = natural.filter((id) => this.o.topology.isUp(id))
+    if (live.length === 0) {
+      throw new RingError('UNAVAILABLE', `none of the key's ${natural.length} replicas is up; retry later`, { required: 1, alive: 0 })
+    }
+    let last: unknown
+    for (const id of live) {
+      try {
+        return await call(id)
+      } catch (e) {
+        // Only an unreachable replica is worth another try; a replica's own answer (a
+        // RingError) is final.
+        if (e instanceof RingError) throw e
+        last = e
+      }
+    }
+    throw new RingError('UNAVAILABLE', `no replica of the key could be reached (${(last as Error)?.message ?? 'unknown'}); retry later`, { required: 1, alive: 0 })
+  }
+}
+
+export function sameVersion(a: StoredRecord, b: StoredRecord): boolean {
+  return compareVV(a.vv, b.vv) === 'equal' && a.ts.wall === b.ts.wall && a.ts.logical === b.ts.logical && a.ts.node === b.ts.node && a.tombstone === b.tombstone
+}

@@ -1,0 +1,114 @@
+import { RingError, invariant } from '../errors.js'
+import type { Consistency } from '../api/service.js'
+
+/**
+ * Coordinator decisions as pure state machines: a round is told which replicas answered,
+ * failed or timed out, and says when the client can be answered and with what. The node's
+ * coordinator does the I/O; the simulation drives the same rounds with virtual messages.
+ */
+
+export function blockFor(cl: Consistency, rf: number): number {
+  if (cl === 'one') return 1
+  if (cl === 'all') return rf
+  return Math.floor(rf / 2) + 1
+}
+
+export interface WritePlan {
+  /** replicas to send the write to now (live natural replicas + live pending replicas) */
+  send: string[]
+  /** replicas that get a hint instead (down natural or pending replicas) */
+  hint: string[]
+  /** acks from natural replicas needed before answering */
+  blockFor: number
+}
+
+/**
+ * Plans a write. Fails fast with UNAVAILABLE (nothing written) when fewer natural replicas are
+ * up than the level needs. Pending replicas receive the write but never count: a node still
+ * streaming its ranges is not yet a replica, and hints are not replicas either.
+ */
+export function planWrite(natural: string[], pending: string[], isUp: (id: string) => boolean, cl: Consistency, rf: number): WritePlan {
+  const need = blockFor(cl, rf)
+  const alive = natural.filter(isUp)
+  if (alive.length < need) {
+    throw new RingError('UNAVAILABLE', `only ${alive.length} of ${natural.length} replicas are up and consistency ${cl} needs ${need}; retry later or use a lower consistency`, { required: need, alive: alive.length })
+  }
+  const send = [...alive]
+  const hint = natural.filter((id) => !isUp(id))
+  for (const p of pending) {
+    if (natural.includes(p)) continue
+    if (isUp(p)) send.push(p)
+    else hint.push(p)
+  }
+  return { send, hint, blockFor: need }
+}
+
+export type RoundOutcome = { done: false } | { done: true; ok: true } | { done: true; ok: false; error: RingError }
+
+/** Counts acks of natural replicas; ready once blockFor acked, failed once that is impossible. */
+export class WriteRound {
+  private readonly acked = new Set<string>()
+  private readonly failed = new Set<string>()
+  private settled = false
+
+  constructor(
+    private readonly natural: ReadonlySet<string>,
+    private readonly plan: WritePlan,
+  ) {
+    invariant(plan.blockFor <= natural.size, 'blockFor cannot exceed the natural replicas')
+  }
+
+  get acks(): number {
+    return this.acked.size
+  }
+
+  ack(id: string): RoundOutcome {
+    if (this.natural.has(id)) this.acked.add(id)
+    return this.outcome()
+  }
+
+  fail(id: string): RoundOutcome {
+    if (this.natural.has(id)) this.failed.add(id)
+    return this.outcome()
+  }
+
+  /** The deadline passed: answer now with whatever arrived. */
+  timeout(): RoundOutcome {
+    if (this.acked.size >= this.plan.blockFor) return this.settle({ done: true, ok: true })
+    return this.settle({ done: true, ok: false, error: this.timeoutError() })
+  }
+
+  private timeoutError(): RingError {
+    return new RingError('TIMEOUT', `only ${this.acked.size} of the ${this.plan.blockFor} replica acks the consistency level needs arrived in time; the write may still be applied — retry (writes are idempotent by version) or read to check`, { acks: this.acked.size, required: this.plan.blockFor })
+  }
+
+  private outcome(): RoundOutcome {
+    if (this.settled) return { done: false }
+    if (this.acked.size >= this.plan.blockFor) return this.settle({ done: true, ok: true })
+    const reachable = this.natural.size - this.failed.size
+    if (reachable < this.plan.blockFor) {
+      return this.settle({
+        done: true,
+        ok: false,
+        error: new RingError('UNAVAILABLE', `only ${this.acked.size} replicas acknowledged and ${this.failed.size} failed; consistency needs ${this.plan.blockFor}; the write may be applied on some replicas and will be repaired — retry`, { required: this.plan.blockFor, alive: reachable, acks: this.acked.size }),
+      })
+    }
+    return { done: false }
+  }
+
+  private settle(o: RoundOutcome): RoundOutcome {
+    this.settled = true
+    return o
+  }
+}
+
+/** Chooses which replicas a read asks: the local one first (cheapest), then live ones in ring order. */
+export function planRead(natural: string[], self: string, isUp: (id: string) => boolean, cl: Consistency, rf: number): { ask: string[]; spare: string[]; blockFor: number } {
+  const need = blockFor(cl, rf)
+  const alive = natural.filter(isUp)
+  if (alive.length < need) {
+    throw new RingError('UNAVAILABLE', `only ${alive.length} of ${natural.length} replicas are up and consistency ${cl} needs ${need}; retry later or use a lower consistency`, { required: need, alive: alive.length })
+  }
+  const ordered = alive.includes(self) ? [self, ...alive.filter((id) => id !== self)] : alive
+  return { ask: ordered.slice(0, need), spare: ordered.slice(need), blockFor: need }
+}

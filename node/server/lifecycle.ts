@@ -1,0 +1,326 @@
+import type { AdminStatus } from '../client/admin-client.js'
+import { RingError } from '../errors.js'
+import type { Logger } from '../log.js'
+import type { ClusterView } from '../membership/view.js'
+import { allocateTokens, evenTokens } from '../ring/allocate.js'
+import { pendingRanges } from '../ring/pending.js'
+import { mergeContiguous, type Range } from '../ring/range.js'
+import type { NodeState } from '../ring/state.js'
+import type { Store } from '../storage/store.js'
+import { fetchRange } from '../streaming/range-stream.js'
+import type { Transport } from '../transport/index.js'
+
+export const MSG_SEES = 'membership.sees'
+export const MSG_PULL = 'stream.pull'
+
+export interface LifecycleDeps {
+  hostId: string
+  name: string
+  rf: number
+  numTokens: number
+  autoJoin: boolean
+  gossipIntervalMs: number
+  log: Logger
+  store: Store
+  transport: Transport
+  view: ClusterView
+  /** persists (fsynced) then gossips state and tokens */
+  publish(state: NodeState, tokens: readonly bigint[]): Promise<void>
+  /** hands this node's hints to their targets or to another live node */
+  handOffHints(): Promise<void>
+  repair(): Promise<void>
+}
+
+interface Operation {
+  type: 'join' | 'decommission' | 'cleanup' | 'repair' | 'drain'
+  phase: 'running' | 'done' | 'failed'
+  error?: string
+  startedAt: string
+}
+
+/**
+ * The node state machine JOINING → BOOTSTRAPPING → AVAILABLE → LEAVING → LEFT and the
+ * operations that move it. Every entry point is idempotent and checks the state it is called
+ * in; long work (streaming) runs in the background and reports progress in status().
+ */
+export class Lifecycle {
+  private stateNow: NodeState = 'JOINING'
+  private tokensNow: bigint[] = []
+  private op: Operation | null = null
+  private progress = { rangesTotal: 0, rangesDone: 0, bytes: 0 }
+  private startedAt = Date.now()
+  private busy: Promise<void> | null = null
+  draining = false
+
+  constructor(private readonly d: LifecycleDeps) {}
+
+  get state(): NodeState {
+    return this.stateNow
+  }
+
+  get tokens(): readonly bigint[] {
+    return this.tokensNow
+  }
+
+  /** Restores the persisted state; resumes an interrupted bootstrap or decommission. */
+  async restore(state: NodeState | undefined, tokens: bigint[]): Promise<void> {
+    this.startedAt = Date.now()
+    if (!state || state === 'JOINING') {
+      this.stateNow = 'JOINING'
+      await this.d.publish('JOINING', [])
+      return
+    }
+    this.tokensNow = tokens
+    this.stateNow = state
+    await this.d.publish(state, tokens)
+    // A bootstrap cut short restarts from the beginning (streams are idempotent), so the node is
+    // never AVAILABLE with part of its data.
+    if (state === 'BOOTSTRAPPING') this.background('join', () => this.bootstrap())
+    if (state === 'LEAVING') this.background('decommission', () => this.leave())
+  }
+
+  status(up: boolean, hintsPending: number): AdminStatus {
+    return {
+      name: this.d.name,
+      hostId: this.d.hostId,
+      state: this.stateNow,
+      tokens: this.tokensNow.map(String),
+      up,
+      streaming: { ...this.progress },
+      hintsPending,
+      operation: this.op,
+    }
+  }
+
+  /** Called every gossip round: auto-join when it is this node's turn. */
+  tick(): void {
+    if (!this.d.autoJoin || this.stateNow !== 'JOINING' || this.busy) return
+    // Let gossip find the others before deciding anything (a few rounds).
+    if (Date.now() - this.startedAt < 3 * this.d.gossipIntervalMs) return
+    const view = this.d.view
+    if (view.rangesPending) return
+    // Auto-joining nodes take turns by name, so two never allocate tokens against the same ring.
+    const waiting = view.withState('JOINING').filter((m) => m.up || m.hostId === this.d.hostId)
+    const first = waiting.map((m) => m.name).sort()[0]
+    if (first !== this.d.name) return
+    this.join().catch((e) => this.d.log.warn({ err: e }, 'auto-join did not start; will retry'))
+  }
+
+  async join(): Promise<void> {
+    const s = this.stateNow
+    if (s === 'BOOTSTRAPPING' || s === 'AVAILABLE') return
+    if (s !== 'JOINING') throw new RingError('BAD_STATE', `node is ${s}; only a JOINING node can join (a node that left must be started with an empty data dir to rejoin)`, { state: s })
+    const view = this.d.view
+    const other = view.all().find((m) => m.hostId !== this.d.hostId && (m.state === 'BOOTSTRAPPING' || m.state === 'LEAVING'))
+    if (other) throw new RingError('BAD_STATE', `node ${other.name} is ${other.state}; one topology change at a time — retry when it is done`, { busy: other.name })
+    if (view.ring.size === 0) {
+      // The first node of a cluster has nothing to stream: it owns everything at once.
+      this.tokensNow = evenTokens(this.d.hostId, this.d.numTokens)
+      this.stateNow = 'AVAILABLE'
+      await this.d.publish('AVAILABLE', this.tokensNow)
+      this.op = { type: 'join', phase: 'done', startedAt: new Date().toISOString() }
+      this.d.log.info({ tokens: this.tokensNow.length }, 'formed a new cluster: AVAILABLE')
+      return
+    }
+    this.tokensNow = allocateTokens(view.futureRing, this.d.hostId, this.d.numTokens, this.d.rf)
+    this.stateNow = 'BOOTSTRAPPING'
+    await this.d.publish('BOOTSTRAPPING', this.tokensNow)
+    this.background('join', () => this.bootstrap())
+  }
+
+  async decommission(): Promise<void> {
+    const s = this.stateNow
+    if (s === 'LEAVING' || s === 'LEFT') return
+    if (s !== 'AVAILABLE') throw new RingError('BAD_STATE', `node is ${s}; only an AVAILABLE node can be decommissioned`, { state: s })
+    const view = this.d.view
+    const remaining = view.withState('AVAILABLE').filter((m) => m.hostId !== this.d.hostId).length
+    if (remaining < this.d.rf) {
+      throw new RingError('WOULD_LOSE_REPLICAS', `only ${remaining} nodes would remain for replication factor ${this.d.rf}; add a node first`, { remaining, replicationFactor: this.d.rf })
+    }
+    const other = view.all().find((m) => m.hostId !== this.d.hostId && (m.state === 'BOOTSTRAPPING' || m.state === 'LEAVING'))
+    if (other) throw new RingError('BAD_STATE', `node ${other.name} is ${other.state}; one topology change at a time — retry when it is done`, { busy: other.name })
+    this.stateNow = 'LEAVING'
+    await this.d.publish('LEAVING', this.tokensNow)
+    this.background('decommission', () => this.leave())
+  }
+
+  async cleanup(): Promise<void> {
+    const view = this.d.view
+    if (view.rangesPending) {
+      // Dropping data while ranges move deletes what a bootstrapping node may still need.
+      throw new RingError('BAD_STATE', 'ranges are moving (a node is joining or leaving); run cleanup after it finishes')
+    }
+    if (this.stateNow !== 'AVAILABLE' && this.stateNow !== 'LEFT') throw new RingError('BAD_STATE', `node is ${this.stateNow}; cleanup runs on AVAILABLE (or LEFT) nodes`)
+    await this.exclusive('cleanup', async () => {
+      const mine = this.stateNow === 'LEFT' ? [] : mergeContiguous(sortRanges(view.ring.rangesOf(this.d.hostId, this.d.rf)))
+      const drop = complement(mine)
+      for (const r of drop) await this.d.store.dropRange(r.start, r.end)
+      this.d.log.info({ dropped: drop.length }, 'cleanup done')
+    })
+  }
+
+  async repair(): Promise<void> {
+    if (this.stateNow !== 'AVAILABLE') throw new RingError('BAD_STATE', `node is ${this.stateNow}; repair runs on AVAILABLE nodes`)
+    this.background('repair', () => this.d.repair())
+  }
+
+  async drain(): Promise<void> {
+    this.draining = true
+    await this.exclusive('drain', () => this.d.handOffHints())
+  }
+
+  private async bootstrap(): Promise<void> {
+    await this.confirmSeen('BOOTSTRAPPING')
+    const view = this.d.view
+    const mv = pendingRanges(view.ring, view.futureRing, this.d.rf).get(this.d.hostId)
+    const gained = mv?.gained ?? []
+    this.progress = { rangesTotal: gained.length, rangesDone: 0, bytes: 0 }
+    for (const g of gained) {
+      await this.streamIn(g.range, g.sources)
+      this.progress.rangesDone++
+    }
+    this.stateNow = 'AVAILABLE'
+    await this.d.publish('AVAILABLE', this.tokensNow)
+    this.d.log.info({ ranges: gained.length, bytes: this.progress.bytes }, 'bootstrap done: AVAILABLE')
+  }
+
+  private async leave(): Promise<void> {
+    await this.confirmSeen('LEAVING')
+    const view = this.d.view
+    const moves = [...pendingRanges(view.ring, view.futureRing, this.d.rf).entries()].filter(([, m]) => m.gained.length > 0)
+    this.progress = { rangesTotal: moves.reduce((n, [, m]) => n + m.gained.length, 0), rangesDone: 0, bytes: 0 }
+    // Each new owner pulls its ranges, from us first (we hold all of them), then from the
+    // other current replicas if we cannot serve.
+    await Promise.all(
+      moves.map(async ([host, m]) => {
+        for (;;) {
+          const member = view.member(host)
+          try {
+            if (!member) throw new Error(`new owner ${host} is not in the view`)
+            const r = await this.d.transport.request<{ bytes: number }>(member.address, MSG_PULL, {
+              ranges: m.gained.map((g) => ({ start: g.range.start, end: g.range.end, sources: [this.d.hostId, ...g.sources.filter((s) => s !== this.d.hostId)] })),
+            }, { timeoutMs: 24 * 3600_000 })
+            this.progress.bytes += r.bytes
+            this.progress.rangesDone += m.gained.length
+            return
+          } catch (e) {
+            this.d.log.warn({ err: e, host }, 'range hand-over failed; retrying')
+            await sleep(1000)
+          }
+        }
+      }),
+    )
+    await this.d.handOffHints()
+    this.stateNow = 'LEFT'
+    await this.d.publish('LEFT', this.tokensNow)
+    this.d.log.info('decommission done: LEFT')
+  }
+
+  /** Serves a leaving node's request to take over ranges: pulls each from its sources. */
+  async pull(ranges: { start: bigint; end: bigint; sources: string[] }[]): Promise<{ bytes: number }> {
+    let bytes = 0
+    for (const r of ranges) bytes += await this.streamIn({ start: r.start, end: r.end }, r.sources)
+    return { bytes }
+  }
+
+  /** Streams one range from the first source that can serve it, falling back on failure. */
+  private async streamIn(range: Range, sources: readonly string[]): Promise<number> {
+    for (let attempt = 0; ; attempt++) {
+      const live = sources.filter((s) => s !== this.d.hostId && this.d.view.isUp(s))
+      for (const s of live) {
+        const m = this.d.view.member(s)
+        if (!m) continue
+        try {
+          return await fetchRange(this.d.transport, m.address, range, this.d.store, (n) => (this.progress.bytes += n))
+        } catch (e) {
+          this.d.log.warn({ err: e, source: m.name, range: { start: String(range.start), end: String(range.end) } }, 'range stream failed; trying another replica')
+        }
+      }
+      if (attempt % 10 === 0) this.d.log.warn({ range: String(range.end), sources }, 'no replica could stream this range yet; waiting')
+      await sleep(1000)
+    }
+  }
+
+  /**
+   * Waits until every live node reports our new state and tokens: only then do all coordinators
+   * send writes for our pending ranges here, so the snapshot we stream from cannot miss one.
+   */
+  private async confirmSeen(state: NodeState): Promise<void> {
+    const want = tokenDigest(this.tokensNow)
+    for (let attempt = 0; ; attempt++) {
+      const peers = this.d.view.all().filter((m) => m.hostId !== this.d.hostId && m.up && m.state !== 'LEFT')
+      const answers = await Promise.all(
+        peers.map((p) =>
+          this.d.transport.request<{ state?: string; tokens?: string }>(p.address, MSG_SEES, { hostId: this.d.hostId }, { timeoutMs: 2000 }).then(
+            (r) => r.state === state && r.tokens === want,
+            () => false,
+          ),
+        ),
+      )
+      if (answers.every(Boolean)) return
+      if (attempt % 20 === 19) this.d.log.info({ waitingFor: peers.filter((_, i) => !answers[i]).map((p) => p.name) }, `waiting for every node to see this node ${state}`)
+      await sleep(Math.min(this.d.gossipIntervalMs, 500))
+    }
+  }
+
+  private background(type: Operation['type'], fn: () => Promise<void>): void {
+    if (this.busy) return
+    this.op = { type, phase: 'running', startedAt: new Date().toISOString() }
+    this.busy = fn().then(
+      () => {
+        this.op = { ...this.op!, phase: 'done' }
+      },
+      (e: Error) => {
+        this.op = { ...this.op!, phase: 'failed', error: e.message }
+        this.d.log.error({ err: e }, `${type} failed`)
+      },
+    ).finally(() => {
+      this.busy = null
+    })
+  }
+
+  private async exclusive(type: Operation['type'], fn: () => Promise<void>): Promise<void> {
+    if (this.busy) throw new RingError('CONFLICT', `${this.op?.type ?? 'an operation'} is running on this node; retry when it is done`)
+    this.op = { type, phase: 'running', startedAt: new Date().toISOString() }
+    const p = fn()
+    this.busy = p.catch(() => {}).finally(() => (this.busy = null))
+    try {
+      await p
+      this.op = { ...this.op, phase: 'done' }
+    } catch (e) {
+      this.op = { ...this.op, phase: 'failed', error: (e as Error).message }
+      throw e
+    }
+  }
+
+  /** Waits for background work (tests, shutdown). */
+  async idle(): Promise<void> {
+    while (this.busy) await this.busy
+  }
+}
+
+export function tokenDigest(tokens: readonly bigint[]): string {
+  return tokens.map(String).join(',')
+}
+
+function sortRanges(rs: Range[]): Range[] {
+  return [...rs].sort((a, b) => (a.end < b.end ? -1 : a.end > b.end ? 1 : 0))
+}
+
+/** The ring minus the given disjoint, merged ranges. */
+export function complement(mine: Range[]): Range[] {
+  if (mine.length === 0) return [{ start: 0n, end: 0n }]
+  if (mine.length === 1 && mine[0]!.start === mine[0]!.end) return []
+  const sorted = sortRanges(mine)
+  const out: Range[] = []
+  for (let i = 0; i < sorted.length; i++) {
+    const cur = sorted[i]!
+    const next = sorted[(i + 1) % sorted.length]!
+    if (cur.end !== next.start) out.push({ start: cur.end, end: next.start })
+  }
+  return out
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms))
+}

@@ -1,0 +1,25 @@
+import type { NodeConfig } from '../config/node-config.js'
+import { createLogger } from '../log.js'
+import { NodeRuntime } from './runtime.js'
+
+/** `ringkv node`: start, then stop gracefully on SIGTERM/SIGINT (a second signal forces). */
+export async function runNode(cfg: NodeConfig): Promise<void> {
+  const log = createLogger(cfg.logLevel, { node: cfg.name })
+  const rt = await NodeRuntime.start(cfg, log)
+  let signals = 0
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (++signals > 1) {
+      log.warn({ sig }, 'second signal: exiting now')
+      process.exit(130)
+    }
+    rt.stop(sig).then(
+      () => process.exit(0),
+      (e) => {
+        log.error({ err: e }, 'unclean stop')
+        process.exit(1)
+      },
+    )
+  }
+  process.on('SIGTERM', onSignal)
+  process.on('SIGINT', onSignal)
+}
