@@ -58,10 +58,10 @@ export function registerDevCommand(program: Command): void {
           process.stderr.write(`[${name}] ${d}`)
         })
         proc.on('exit', (code, signal) => {
-          if (!stopping) {
-            process.stderr.write(`[${name}] exited (${signal ?? code}); see ${join(dir, `${name}.log`)}${stderr ? '' : ''}\n`)
-            stopAll(1)
-          }
+          if (stopping) return
+          // The others keep running: a dev cluster is where users try out a node failure.
+          process.stderr.write(`[${name}] exited (${signal ?? code}); the other nodes keep running. Its log: ${join(dir, `${name}.log`)}\n`)
+          if (children.every((c) => c.proc.exitCode !== null || c.proc.signalCode !== null)) stopAll(stderr ? 1 : 0)
         })
         children.push({ name, proc, client: `http://127.0.0.1:${basePort + i}` })
       }
