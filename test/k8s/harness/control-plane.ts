@@ -182,6 +182,49 @@ export class ControlPlane {
     return kc
   }
 
+  /**
+   * A raw API request as the admin (or as the bearer of `token`): for what the typed clients
+   * do not cover (Table output, arbitrary paths). The body is JSON unless a string is given.
+   */
+  raw(
+    path: string,
+    { method = 'GET', body, headers = {}, token }: { method?: string; body?: unknown; headers?: Record<string, string>; token?: string } = {},
+  ): Promise<{ status: number; json: any; text: string }> {
+    const payload = body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body)
+    return new Promise((resolve, reject) => {
+      const req = request(
+        new URL(path, this.server),
+        {
+          method,
+          ca: readFileSync(this.pki.caCert),
+          ...(token ? {} : { cert: readFileSync(this.pki.admin.cert), key: readFileSync(this.pki.admin.key) }),
+          headers: {
+            accept: 'application/json',
+            ...(payload !== undefined ? { 'content-type': 'application/json' } : {}),
+            ...(token ? { authorization: `Bearer ${token}` } : {}),
+            ...headers,
+          },
+        },
+        (res) => {
+          let text = ''
+          res.setEncoding('utf8')
+          res.on('data', (d: string) => (text += d))
+          res.on('end', () => {
+            let json: unknown
+            try {
+              json = JSON.parse(text)
+            } catch {
+              json = undefined
+            }
+            resolve({ status: res.statusCode ?? 0, json, text })
+          })
+        },
+      )
+      req.on('error', reject)
+      req.end(payload)
+    })
+  }
+
   /** Log of one component, for failure messages. */
   log(component: keyof ControlPlane['processes'], bytes = 4_000): string {
     return this.processes[component]?.tail(bytes) ?? ''

@@ -11,12 +11,14 @@
  */
 import { suite, type Test } from 'uvu'
 import { execFile } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { ApiextensionsV1Api, KubernetesObjectApi, loadAllYaml, type KubernetesObject } from '@kubernetes/client-node'
 import { ensureBinaries, type Binaries } from './binaries.js'
 import { ControlPlane } from './control-plane.js'
 import { haveOpenssl } from './pki.js'
 import { PodRunner, type PodRunnerOptions } from './pod-runner.js'
-import { stopAll } from './processes.js'
+import { stopAll, waitFor } from './processes.js'
 
 export { ControlPlane } from './control-plane.js'
 export { PodRunner } from './pod-runner.js'
@@ -99,5 +101,26 @@ export function helm(env: K8sEnv, args: string[], { timeoutMs = 120_000 } = {}):
         resolve({ code, stdout, stderr })
       },
     )
+  })
+}
+
+/** Creates every object of a YAML file (multi-document) as the admin; returns them as created. */
+export async function createFromYaml(env: K8sEnv, file: string, namespace?: string): Promise<KubernetesObject[]> {
+  const api = KubernetesObjectApi.makeApiClient(env.cp.kc)
+  const out: KubernetesObject[] = []
+  for (const obj of loadAllYaml(readFileSync(file, 'utf8')) as KubernetesObject[]) {
+    if (!obj) continue
+    if (namespace && obj.metadata && !obj.metadata.namespace) obj.metadata.namespace = namespace
+    out.push(await api.create(obj))
+  }
+  return out
+}
+
+/** Waits until a CRD is Established (its API is served). */
+export async function waitEstablished(env: K8sEnv, name: string): Promise<void> {
+  const api = env.cp.kc.makeApiClient(ApiextensionsV1Api)
+  await waitFor(`CRD ${name} to be Established`, async () => {
+    const crd = await api.readCustomResourceDefinition({ name })
+    return crd.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True')
   })
 }

@@ -101,6 +101,8 @@ export class PodRunner {
   private readonly ipOwner = new Map<string, Key>()
   private readonly portMaps = new Map<Key, Map<number, number>>()
   private readonly runs = new Map<Key, PodRun>()
+  /** Every pod run here, by name: uid, directory, container names (for logs after deletion). */
+  private readonly history = new Map<Key, { uid: string; dir: string; containers: string[] }[]>()
   private readonly chains = new Map<Key, Promise<void>>()
   private readonly pendingSync = new Set<Key>()
   private readonly timers = new Set<NodeJS.Timeout>()
@@ -173,22 +175,31 @@ export class PodRunner {
     return this.dial(m[1]!, Number(m[2]), namespace) ?? [hostport]
   }
 
-  /** The pod's local address and, per address flag, what its containers were given. */
-  podAddress(namespace: string, name: string): { ip: string; bound: Record<string, string>; pids: number[] } | undefined {
+  /**
+   * What the runner made of a running pod: its IP, the address each address flag was given
+   * (e.g. listen → 127.x.y.z:8080), its process ids, its directory and the kubeconfig (token
+   * of its service account) its containers got in KUBECONFIG.
+   */
+  podInfo(namespace: string, name: string): { ip: string; bound: Record<string, string>; pids: number[]; dir: string; kubeconfig?: string } | undefined {
     const run = this.runs.get(`${namespace}/${name}`)
     if (!run) return undefined
     const bound = Object.assign({}, ...run.containers.map((c) => c.launch?.bound ?? {})) as Record<string, string>
     const pids = run.containers.flatMap((c) => (c.proc?.running ? [c.proc.pid] : []))
-    return { ip: run.ip, bound, pids }
+    return { ip: run.ip, bound, pids, dir: run.dir, kubeconfig: run.kubeconfig || undefined }
   }
 
-  /** Output of a pod's container (all its runs), for assertions and failure messages. */
-  logs(namespace: string, name: string, container?: string): string {
-    const run = this.runs.get(`${namespace}/${name}`)
-    const c = run?.containers.find((x) => !container || x.spec.name === container)
-    if (!run || !c) return ''
+  /**
+   * Output of a pod's container (all its restarts), for assertions and failure messages. A pod
+   * that was deleted keeps its log here: name its `uid` to read an earlier pod of the same name
+   * (default: the latest).
+   */
+  logs(namespace: string, name: string, { container, uid }: { container?: string; uid?: string } = {}): string {
+    const history = this.history.get(`${namespace}/${name}`) ?? []
+    const entry = uid ? history.find((h) => h.uid === uid) : history[history.length - 1]
+    const c = entry?.containers.find((x) => !container || x === container)
+    if (!entry || !c) return ''
     try {
-      return readFileSync(join(run.dir, `${c.spec.name}.log`), 'utf8')
+      return readFileSync(join(entry.dir, `${c}.log`), 'utf8')
     } catch {
       return ''
     }
@@ -281,6 +292,7 @@ export class PodRunner {
   private async syncPod(key: Key): Promise<void> {
     const pod = this.pods.get(key)
     let run = this.runs.get(key)
+    if (process.env.RINGKV_POD_RUNNER_DEBUG) this.note(`sync ${key} pod ${pod?.metadata?.uid} del ${pod?.metadata?.deletionTimestamp} run ${run?.uid} term ${!!run?.terminating}`)
     if (run && (!pod || pod.metadata?.uid !== run.uid)) {
       // Gone from the API (or replaced by a new pod of the same name): nothing waits any more.
       await this.killRun(run, 0)
@@ -315,6 +327,8 @@ export class PodRunner {
     const key = keyOf(pod)
     const dir = join(this.opts.workDir, 'pods', `${pod.metadata!.namespace}_${pod.metadata!.name}_${pod.metadata!.uid!.slice(0, 8)}`)
     mkdirSync(dir, { recursive: true })
+    const containers = [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])].map((c) => c.name)
+    this.history.set(key, [...(this.history.get(key) ?? []), { uid: pod.metadata!.uid!, dir, containers }])
     const mk = (spec: V1Container, init: boolean): ContainerRun => ({ spec, init, restarts: 0, everStarted: false, initDone: false, ready: false, notBefore: 0, probes: [] })
     return {
       key,
