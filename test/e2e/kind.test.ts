@@ -22,10 +22,8 @@ function missing(): string | undefined {
 const reason = missing()
 
 if (reason) {
-  test('kind e2e (skipped)', () => {
-    console.log(`SKIPPED kind e2e: ${reason}. The Kubernetes behaviour is covered by the k8s tier against a real control plane.`)
-    assert.ok(reason.length > 0)
-  })
+  console.log(`SKIPPED kind e2e: ${reason}. The Kubernetes behaviour is covered by the k8s tier against a real control plane.`)
+  test.skip('image, kind cluster, chart, sample, data through scale up and down', () => {})
 } else {
   const sh = (cmd: string, args: string[]) => execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], timeout: 600_000 })
   const cluster = `ringkv-e2e-${process.pid}`
