@@ -1,0 +1,75 @@
+/**
+ * Every key lands on exactly its RF ring replicas: four real nodes with RF 3, so each key must
+ * be on the three nodes the ring names and on none other.
+ */
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { TestCluster, waitFor } from '../../helpers/cluster.js'
+import { ReplicaProbe, SLOW, describe, ringOf, sameRecord } from './support.js'
+
+let cluster: TestCluster
+let probe: ReplicaProbe
+
+test.before(async () => {
+  cluster = await TestCluster.start({ nodes: 4, rf: 3, wait: false })
+  await Promise.all(cluster.nodes.map((n) => n.ready(SLOW.readyMs)))
+  probe = new ReplicaProbe(cluster.token)
+})
+
+test.after(async () => {
+  probe?.close()
+  await cluster?.destroy()
+})
+
+test('every node sees the same four-node ring', async () => {
+  await waitFor('every node to see 4 AVAILABLE members up', async () => {
+    for (const n of cluster.nodes) {
+      const c = await n.kv.cluster()
+      if (c.nodes.length !== 4 || !c.nodes.every((m) => m.up && m.state === 'AVAILABLE')) return false
+    }
+    return true
+  }, SLOW.convergeMs)
+})
+
+test('each key is on exactly its three ring replicas, identical on each', async () => {
+  const { ring, hostIds } = await ringOf(cluster, cluster.nodes)
+  const keys = Array.from({ length: 40 }, (_, i) => `placement-${i}`)
+  // Coordinators chosen round robin, so most writes arrive at a node that must forward.
+  await Promise.all(keys.map((k, i) => cluster.nodes[i % 4]!.kv.put(k, `value of ${k}`)))
+  const holders = new Map<string, number>()
+  for (const k of keys) {
+    const expected = ring.replicasForKey(Buffer.from(k), 3).map((h) => hostIds.get(h)!).sort()
+    assert.is(expected.length, 3, `ring names 3 replicas for ${k}`)
+    // QUORUM answered after two acks; the third replica's apply may still be in flight.
+    const copies = await waitFor(`${k} on ${expected.join(',')}`, async () => {
+      const c = await probe.readAll(cluster.nodes, k)
+      return expected.every((name) => c.get(name)) ? c : false
+    }, 10_000, 100)
+    const have = [...copies].filter(([, r]) => r).map(([n]) => n).sort()
+    assert.equal(have, expected, `${k} is on ${have.join(',')}, ring says ${expected.join(',')}`)
+    const first = copies.get(expected[0]!)
+    for (const name of expected) {
+      const r = copies.get(name)
+      assert.ok(sameRecord(r, first), `${k} differs: ${name} has ${describe(r)}, ${expected[0]} has ${describe(first)}`)
+      assert.is(r!.value.toString(), `value of ${k}`)
+      holders.set(name, (holders.get(name) ?? 0) + 1)
+    }
+  }
+  // With balanced tokens every node replicates some of 40 keys (3/4 of them on average).
+  assert.is(holders.size, 4, `every node holds some keys: ${JSON.stringify([...holders])}`)
+})
+
+test('a delete replicates as a tombstone to every replica', async () => {
+  const { ring, hostIds } = await ringOf(cluster, cluster.nodes)
+  const k = 'placement-deleted'
+  await cluster.nodes[0]!.kv.put(k, 'soon gone')
+  await cluster.nodes[1]!.kv.del(k)
+  const expected = ring.replicasForKey(Buffer.from(k), 3).map((h) => hostIds.get(h)!)
+  await waitFor(`tombstone of ${k} on every replica`, async () => {
+    const c = await probe.readAll(cluster.nodes, k)
+    return expected.every((name) => c.get(name)?.tombstone === true)
+  }, 10_000, 100)
+  assert.is(await cluster.nodes[2]!.kv.get(k), undefined)
+})
+
+test.run()
