@@ -51,6 +51,33 @@ function writeVarint(buf: Buffer, off: number, n: number): number {
   return off
 }
 
+/** Byte length of s in UTF-8, computed without leaving JS for the usual short ASCII strings. */
+function utf8Len(s: string): number {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) >= 0x80) return Buffer.byteLength(s)
+  return s.length
+}
+
+function writeStr(buf: Buffer, off: number, s: string, byteLen: number): number {
+  if (byteLen === s.length) {
+    for (let i = 0; i < byteLen; i++) buf[off + i] = s.charCodeAt(i)
+    return off + byteLen
+  }
+  return off + buf.write(s, off, 'utf8')
+}
+
+function writeU48(buf: Buffer, off: number, n: number): void {
+  const hi = Math.floor(n / 0x1_0000_0000)
+  const lo = n >>> 0
+  buf[off] = hi >>> 8
+  buf[off + 1] = hi & 0xff
+  buf[off + 2] = lo >>> 24
+  buf[off + 3] = (lo >>> 16) & 0xff
+  buf[off + 4] = (lo >>> 8) & 0xff
+  buf[off + 5] = lo & 0xff
+}
+
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true })
+
 /** Reads from a buffer, turning every out-of-bounds or malformed field into a clear error. */
 class Reader {
   off = 0
@@ -63,12 +90,15 @@ class Reader {
 
   u48(): number {
     if (this.off + 6 > this.buf.length) throw corrupt('truncated', this.buf)
-    const v = this.buf.readUIntBE(this.off, 6)
+    const b = this.buf
+    const o = this.off
     this.off += 6
-    return v
+    return (b[o]! * 0x100 + b[o + 1]!) * 0x1_0000_0000 + ((b[o + 2]! << 24) >>> 0) + (b[o + 3]! << 16) + (b[o + 4]! << 8) + b[o + 5]!
   }
 
   varint(): number {
+    // one-byte fast path: lengths and counters are mostly < 128
+    if (this.off < this.buf.length && this.buf[this.off]! < 0x80) return this.buf[this.off++]!
     let n = 0
     let mul = 1
     for (let i = 0; i < 8; i++) {
@@ -94,19 +124,32 @@ class Reader {
   str(): string {
     const len = this.varint()
     if (len > this.buf.length - this.off) throw corrupt('truncated', this.buf)
-    const s = this.buf.toString('utf8', this.off, this.off + len)
+    const start = this.off
     this.off += len
+    const s = this.buf.toString('utf8', start, start + len)
+    // Invalid UTF-8 decodes to U+FFFD, which would re-encode to other bytes; only then is the
+    // strict (slower) decoder asked.
+    if (s.includes('\uFFFD')) {
+      try {
+        strictUtf8.decode(this.buf.subarray(start, start + len))
+      } catch {
+        throw corrupt('invalid UTF-8', this.buf)
+      }
+    }
     return s
   }
 }
 
 function checkU48(n: number, what: string): void {
-  invariant(Number.isInteger(n) && n >= 0 && n < U48, `${what} ${n} is not an integer in [0, 2^48)`)
+  // messages are built only on failure: this runs on every encode
+  if (!(Number.isInteger(n) && n >= 0 && n < U48)) invariant(false, `${what} ${n} is not an integer in [0, 2^48)`)
 }
 
 /** Node ids of a version vector in canonical (code unit) order. */
 export function sortedNodes(vv: VersionVector): string[] {
-  return Object.keys(vv).sort()
+  const keys = Object.keys(vv)
+  for (let i = 1; i < keys.length; i++) if (!(keys[i - 1]! < keys[i]!)) return keys.sort()
+  return keys
 }
 
 export function encodeRecord(rec: StoredRecord): Buffer {
@@ -117,15 +160,15 @@ export function encodeRecord(rec: StoredRecord): Buffer {
   if (hasExpiry) checkU48(rec.expiresAt!, 'expiresAt')
 
   const nodes = sortedNodes(vv)
-  const nodeLen = Buffer.byteLength(ts.node)
-  const ctLen = Buffer.byteLength(rec.contentType)
+  const nodeLen = utf8Len(ts.node)
+  const ctLen = utf8Len(rec.contentType)
   let size = 2 + 6 + varintSize(ts.logical) + varintSize(nodeLen) + nodeLen + (hasExpiry ? 6 : 0)
   size += varintSize(ctLen) + ctLen + varintSize(nodes.length)
   const vvLens: number[] = new Array(nodes.length)
   for (let i = 0; i < nodes.length; i++) {
     const c = vv[nodes[i]!]!
-    invariant(Number.isSafeInteger(c) && c >= 0, `version vector counter ${c} is not a non-negative integer`)
-    const l = Buffer.byteLength(nodes[i]!)
+    if (!(Number.isSafeInteger(c) && c >= 0)) invariant(false, `version vector counter ${c} is not a non-negative integer`)
+    const l = utf8Len(nodes[i]!)
     vvLens[i] = l
     size += varintSize(l) + l + varintSize(c)
   }
@@ -134,25 +177,26 @@ export function encodeRecord(rec: StoredRecord): Buffer {
   const buf = Buffer.allocUnsafe(size)
   buf[0] = RECORD_FORMAT
   buf[1] = (rec.tombstone ? FLAG_TOMBSTONE : 0) | (hasExpiry ? FLAG_EXPIRY : 0)
-  buf.writeUIntBE(ts.wall, 2, 6)
+  writeU48(buf, 2, ts.wall)
   let off = writeVarint(buf, 8, ts.logical)
   off = writeVarint(buf, off, nodeLen)
-  off += buf.write(ts.node, off, 'utf8')
+  off = writeStr(buf, off, ts.node, nodeLen)
   if (hasExpiry) {
-    buf.writeUIntBE(rec.expiresAt!, off, 6)
+    writeU48(buf, off, rec.expiresAt!)
     off += 6
   }
   off = writeVarint(buf, off, ctLen)
-  off += buf.write(rec.contentType, off, 'utf8')
+  off = writeStr(buf, off, rec.contentType, ctLen)
   off = writeVarint(buf, off, nodes.length)
   for (let i = 0; i < nodes.length; i++) {
     off = writeVarint(buf, off, vvLens[i]!)
-    off += buf.write(nodes[i]!, off, 'utf8')
+    off = writeStr(buf, off, nodes[i]!, vvLens[i]!)
     off = writeVarint(buf, off, vv[nodes[i]!]!)
   }
   off = writeVarint(buf, off, value.length)
-  off += value.copy(buf, off)
-  invariant(off === size, `encoded ${off} bytes, expected ${size}`)
+  buf.set(value, off)
+  off += value.length
+  if (off !== size) invariant(false, `encoded ${off} bytes, expected ${size}`)
   return buf
 }
 

@@ -188,7 +188,8 @@ function checkDataDir(dir: string): void {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? ''
     if (NOT_WRITABLE.has(code)) throw notWritable(dir, code)
-    if (code === 'ENOTDIR' || code === 'EEXIST') throw notADirectory(dir)
+    if (code === 'EEXIST') throw notADirectory(dir)
+    if (code === 'ENOTDIR') throw new StartupError(`data dir ${dir} cannot be created: part of its path is a file; choose another --data-dir`)
     throw new StartupError(`cannot create data dir ${dir}: ${(err as Error).message}`)
   }
   if (!statSync(dir).isDirectory()) throw notADirectory(dir)
