@@ -438,7 +438,12 @@ export class PodRunner {
         asked?.add(p)
         return ports.get(p) ?? p
       },
-      dial: (host, port) => this.dial(host, port, run.namespace),
+      // A name stays a name (the pod's DNS, dns-shim, resolves it as cluster DNS would) unless
+      // the port behind it had to move; then only the local addresses can say where it went.
+      dial: (host, port) => {
+        const addrs = this.dial(host, port, run.namespace)
+        return addrs?.every((a) => a.endsWith(`:${port}`)) ? undefined : addrs
+      },
       baseEnv: this.baseEnv(run, pod),
     }
   }
