@@ -218,6 +218,26 @@ export class TestCluster {
     return n.admin(this.token)
   }
 
+  /**
+   * Waits until every running node sees each of `nodes` (default: the running ones) AVAILABLE
+   * and up. /readyz of each node alone is not enough: a node can be ready before the others
+   * have heard through gossip that it finished bootstrapping, and until then their rings
+   * differ (a coordinator may still treat it as a pending replica).
+   */
+  async converged(timeoutMs = 30_000, nodes: TestNode[] = this.nodes.filter((n) => n.running)): Promise<void> {
+    const names = nodes.map((n) => n.spec.name)
+    await waitFor(`every node to see ${names.join(', ')} AVAILABLE and up`, async () => {
+      for (const observer of this.nodes.filter((n) => n.running)) {
+        const c = await observer.kv.cluster()
+        for (const name of names) {
+          const m = c.nodes.find((x) => x.name === name)
+          if (!m || !m.up || m.state !== 'AVAILABLE') return false
+        }
+      }
+      return true
+    }, timeoutMs, 100)
+  }
+
   async destroy(): Promise<void> {
     await Promise.all(this.nodes.map((n) => n.kill9()))
     if (!process.env.RINGKV_KEEP_TEST_DATA) rmSync(this.dir, { recursive: true, force: true })

@@ -6,19 +6,17 @@
  */
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { TestCluster, waitFor, type TestNode } from '../../helpers/cluster.js'
-import { apiError, SLOW } from './support.js'
+import { type TestCluster, waitFor, type TestNode } from '../../helpers/cluster.js'
+import { apiError, SLOW, startCluster } from './support.js'
 
 let cluster: TestCluster
 let victim: TestNode
 let alive: TestNode[]
 
 test.before(async () => {
-  cluster = await TestCluster.start({ nodes: 3, rf: 3, wait: false })
-  await Promise.all(cluster.nodes.map((n) => n.ready(SLOW.readyMs)))
+  cluster = await startCluster({ nodes: 3, rf: 3 })
   victim = cluster.nodes[2]!
   alive = cluster.nodes.slice(0, 2)
-  await waitFor('all three up everywhere', () => everyoneSees(cluster.nodes, victim.spec.name, true), SLOW.convergeMs)
 })
 
 test.after(async () => {

@@ -4,31 +4,20 @@
  */
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { TestCluster, waitFor } from '../../helpers/cluster.js'
-import { ReplicaProbe, SLOW, describe, ringOf, sameRecord } from './support.js'
+import { type TestCluster, waitFor } from '../../helpers/cluster.js'
+import { ReplicaProbe, SLOW, describe, ringOf, sameRecord, startCluster } from './support.js'
 
 let cluster: TestCluster
 let probe: ReplicaProbe
 
 test.before(async () => {
-  cluster = await TestCluster.start({ nodes: 4, rf: 3, wait: false })
-  await Promise.all(cluster.nodes.map((n) => n.ready(SLOW.readyMs)))
+  cluster = await startCluster({ nodes: 4, rf: 3 })
   probe = new ReplicaProbe(cluster.token)
 })
 
 test.after(async () => {
   probe?.close()
   await cluster?.destroy()
-})
-
-test('every node sees the same four-node ring', async () => {
-  await waitFor('every node to see 4 AVAILABLE members up', async () => {
-    for (const n of cluster.nodes) {
-      const c = await n.kv.cluster()
-      if (c.nodes.length !== 4 || !c.nodes.every((m) => m.up && m.state === 'AVAILABLE')) return false
-    }
-    return true
-  }, SLOW.convergeMs)
 })
 
 test('each key is on exactly its three ring replicas, identical on each', async () => {

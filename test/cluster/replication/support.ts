@@ -11,7 +11,7 @@ import { decodeRecord } from '../../../node/storage/codec.js'
 import type { StoredRecord } from '../../../node/storage/record.js'
 import { PeerClient } from '../../../node/transport/index.js'
 import { sameVersion } from '../../../node/replication/coordinator.js'
-import type { TestCluster, TestNode } from '../../helpers/cluster.js'
+import { TestCluster, type ClusterOptions, type TestNode } from '../../helpers/cluster.js'
 
 /**
  * Reads a node's local record over the authenticated peer transport with the same
@@ -98,3 +98,16 @@ export function describe(rec: StoredRecord | undefined): string {
 
 /** Cluster tests need generous timeouts on a loaded 2-core machine, but every one is bounded. */
 export const SLOW = { readyMs: 90_000, convergeMs: 30_000 }
+
+/** A cluster whose every node is ready and whose gossip has converged (all rings alike). */
+export async function startCluster(opts: ClusterOptions): Promise<TestCluster> {
+  const cluster = await TestCluster.start({ ...opts, wait: false })
+  try {
+    await Promise.all(cluster.nodes.map((n) => n.ready(SLOW.readyMs)))
+    await cluster.converged(SLOW.convergeMs)
+  } catch (e) {
+    await cluster.destroy()
+    throw e
+  }
+  return cluster
+}
