@@ -127,28 +127,50 @@ export class RocksEngine implements Engine {
     // Created now, so the snapshot is taken now, not when the caller starts iterating.
     const it = this.db.iterator(ro)
     this.iterators.add(it)
-    let used = false
     const release = async () => {
       if (this.iterators.delete(it)) await it.close()
     }
-    async function* rows(): AsyncGenerator<[Buffer, Buffer]> {
-      try {
-        for (;;) {
-          const batch = await it.nextv(NEXTV_BATCH)
-          if (batch.length === 0) return
-          for (const [k, v] of batch) yield [k, v ?? EMPTY]
-        }
-      } finally {
-        await release()
-      }
+    let rows: [Buffer, Buffer | undefined][] = []
+    let pos = 0
+    let done = false
+    const end = async (): Promise<IteratorResult<[Buffer, Buffer]>> => {
+      done = true
+      await release()
+      return { done: true, value: undefined }
     }
+    // A hand-written iterator rather than a generator: return() must release the RocksDB
+    // iterator even when iteration never started.
+    const iterator: AsyncIterator<[Buffer, Buffer]> = {
+      async next() {
+        while (pos >= rows.length) {
+          if (done) return { done: true, value: undefined }
+          try {
+            rows = await it.nextv(NEXTV_BATCH)
+          } catch (err) {
+            await end()
+            throw err
+          }
+          pos = 0
+          if (rows.length === 0) return end()
+        }
+        const [k, v] = rows[pos++]!
+        return { done: false, value: [k, v ?? EMPTY] }
+      },
+      return: end,
+    }
+    let used = false
     return {
       [Symbol.asyncIterator]() {
         invariant(!used, 'an engine iterator can be consumed once')
         used = true
-        return rows()
+        return iterator
       },
     }
+  }
+
+  /** RocksDB iterators (and so snapshots) currently held open. */
+  get openIterators(): number {
+    return this.iterators.size
   }
 
   async deleteRange(gte: Buffer, lt: Buffer): Promise<void> {

@@ -4,7 +4,7 @@ import type { StoredRecord } from './record.js'
 import { RocksEngine, type RocksEngineOptions } from './rocks-engine.js'
 import { WriteQueue, type WriteStats } from './write-queue.js'
 import { decodeHint, decodeRecord, encodeHint, encodeRecord } from './codec.js'
-import { allHintBounds, dataKey, hintBounds, hintKey, metaKey, parseDataKey, parseHintKey, rangeBounds } from './keys.js'
+import { allDataBounds, allHintBounds, dataKey, hintBounds, hintKey, metaKey, parseDataKey, parseHintKey, rangeBounds } from './keys.js'
 import { resolve } from '../replication/resolve.js'
 import { KeyedLock } from '../util/keyed-lock.js'
 import { StartupError, invariant } from '../errors.js'
@@ -42,6 +42,20 @@ export interface Hint {
   expiresAt: number
 }
 
+/** Purge candidates re-checked and deleted together (one group commit). */
+const PURGE_BATCH = 256
+
+/**
+ * When a record stopped holding data (ms since epoch): a tombstone when it was written, an
+ * expiring record at the later of its write and its expiry; undefined while it holds data.
+ * Only after this, plus the grace period, may it be purged.
+ */
+export function settledAt(rec: StoredRecord): number | undefined {
+  if (rec.tombstone) return rec.ts.wall
+  if (rec.expiresAt !== undefined) return Math.max(rec.ts.wall, rec.expiresAt)
+  return undefined
+}
+
 /** Layout of the data dir; bumped on incompatible changes to keys.ts or codec.ts. */
 const STORAGE_FORMAT = 1
 const META_FORMAT = 'storage-format'
@@ -51,9 +65,6 @@ const META_HOST_ID = 'host-id'
  * A node's local replica: records by key, hints for peers that were down, and node metadata,
  * in one engine. Every write goes through one group-commit queue; per-key read-resolve-write
  * is serialised by an in-process lock (this process is the only writer: RocksDB's LOCK).
- *
- * Not here yet: purging tombstones older than the grace period (purgeTombstones(olderThanMs))
- * belongs with repair scheduling and will scan the data keys like scanRange does.
  */
 export class Store {
   private readonly keyLocks = new KeyedLock()
@@ -165,14 +176,10 @@ export class Store {
   scanRange(start: bigint, end: bigint): AsyncIterable<ScanEntry> {
     this.checkOpen()
     const sources = rangeBounds(start, end).map((b) => this.engine.iterate(b))
-    return (async function* () {
-      for (const src of sources) {
-        for await (const [k, raw] of src) {
-          const { token, key } = parseDataKey(k)
-          yield { key, token, raw }
-        }
-      }
-    })()
+    return mapSources(sources, ([k, raw]) => {
+      const { token, key } = parseDataKey(k)
+      return { key, token, raw }
+    })
   }
 
   /**
@@ -188,6 +195,36 @@ export class Store {
     })
   }
 
+  /**
+   * Deletes every record that settled (see settledAt) before `olderThanMs`: tombstones and
+   * expired records nobody needs any more. The caller decides the cutoff — the tombstone grace
+   * period and repair history (docs/decisions/repair.md); purging too early resurrects deleted
+   * data. A record overwritten while the purge runs is kept. Resolves with the number purged.
+   */
+  async purgeTombstones(olderThanMs: number): Promise<number> {
+    this.checkOpen()
+    let purged = 0
+    let batch: [Buffer, Buffer][] = []
+    const flush = async () => {
+      const done = await Promise.all(batch.map(([dk, raw]) => this.keyLocks.run(dk.toString('latin1'), async () => {
+        const current = await this.engine.get(dk)
+        if (!current?.equals(raw)) return 0
+        await this.queue.write([{ type: 'del', key: dk }])
+        return 1
+      })))
+      for (const n of done) purged += n
+      batch = []
+    }
+    for await (const [dk, raw] of this.engine.iterate(allDataBounds())) {
+      const at = settledAt(decodeRecord(raw))
+      if (at === undefined || at >= olderThanMs) continue
+      batch.push([dk, raw])
+      if (batch.length >= PURGE_BATCH) await flush()
+    }
+    await flush()
+    return purged
+  }
+
   /** Stores a hint for `target` (a host id) to replay when it is back. Returns its id. */
   async addHint(target: string, key: Buffer, rec: StoredRecord, expiresAt: number): Promise<Buffer> {
     this.checkOpen()
@@ -200,13 +237,10 @@ export class Store {
   /** Hints for one target, oldest first, from a snapshot taken by this call. */
   hintsFor(target: string): AsyncIterable<Hint> {
     this.checkOpen()
-    const src = this.engine.iterate(hintBounds(target))
-    return (async function* () {
-      for await (const [id, v] of src) {
-        const h = decodeHint(v)
-        yield { id, key: h.key, rec: h.rec, expiresAt: h.expiresAt }
-      }
-    })()
+    return mapSources([this.engine.iterate(hintBounds(target))], ([id, v]) => {
+      const h = decodeHint(v)
+      return { id, key: h.key, rec: h.rec, expiresAt: h.expiresAt }
+    })
   }
 
   /** Deletes a delivered (or expired) hint; false if it was already gone. */
@@ -269,4 +303,37 @@ export class Store {
   private checkOpen(): void {
     if (this.closed) throw new Error('store is closed')
   }
+}
+
+/**
+ * The entries of several engine iterators one after the other, mapped. Unlike an async
+ * generator, return() (a `break` out of for-await) and errors release every source, also
+ * those not reached yet, whose snapshots would otherwise stay pinned until close.
+ */
+function mapSources<T>(sources: AsyncIterable<[Buffer, Buffer]>[], f: (e: [Buffer, Buffer]) => T): AsyncIterableIterator<T> {
+  const its = sources.map((s) => s[Symbol.asyncIterator]())
+  let j = 0
+  const release = async (): Promise<IteratorResult<T>> => {
+    j = its.length
+    await Promise.allSettled(its.map((it) => it.return?.()))
+    return { done: true, value: undefined }
+  }
+  const out: AsyncIterableIterator<T> = {
+    [Symbol.asyncIterator]: () => out,
+    async next() {
+      try {
+        while (j < its.length) {
+          const r = await its[j]!.next()
+          if (!r.done) return { done: false, value: f(r.value) }
+          j++
+        }
+      } catch (err) {
+        await release()
+        throw err
+      }
+      return { done: true, value: undefined }
+    },
+    return: release,
+  }
+  return out
 }

@@ -2,6 +2,7 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { randomBytes } from 'node:crypto'
 import { Store } from '../../../node/storage/store.js'
+import { RocksEngine } from '../../../node/storage/rocks-engine.js'
 import { decodeRecord } from '../../../node/storage/codec.js'
 import { TOKEN_MAX, tokenOf } from '../../../node/ring/token.js'
 import { createRng } from '../../../node/util/rng.js'
@@ -168,6 +169,23 @@ test('scanRange reads a snapshot taken at the call; writes meanwhile are not see
   await s.close()
 })
 
+test('scan iterators are released on break, on return before iterating, and at the end', async () => {
+  const dir = tempDir('release')
+  const engine = await RocksEngine.open(dir)
+  const s = await Store.open(dir, { durable: false, engine })
+  await Promise.all(Array.from({ length: 200 }, (_, i) => s.apply(Buffer.from(`k${i}`), record('v'))))
+  const wrap: [bigint, bigint] = [TOKEN_MAX / 2n, TOKEN_MAX / 4n] // two engine iterators
+  for await (const _ of s.scanRange(...wrap)) break
+  assert.is(engine.openIterators, 0, 'after break')
+  const unstarted = s.scanRange(...wrap)
+  assert.is(engine.openIterators, 2, 'snapshots are taken at the call')
+  await unstarted[Symbol.asyncIterator]().return!()
+  assert.is(engine.openIterators, 0, 'after return() without iterating')
+  assert.is((await collect(s.scanRange(...wrap))).length + (await collect(s.scanRange(wrap[1], wrap[0]))).length, 200)
+  assert.is(engine.openIterators, 0, 'after full iteration')
+  await s.close()
+})
+
 test('hints: per target in order, counted, deleted once, and still there after reopen', async () => {
   const dir = tempDir('hints')
   let s = await Store.open(dir, { durable: true })
@@ -256,6 +274,18 @@ test('applyRaw stores what a range stream sends, resolving against what is there
   assert.is((await dst.get(Buffer.from('k7')))!.value.toString(), 'newer')
   assert.is((await dst.get(Buffer.from('k8')))!.value.toString(), 'old8')
   await Promise.all([src.close(), dst.close()])
+})
+
+test('an injected engine is used as is (here: RocksDB with fsync on the calling thread)', async () => {
+  const dir = tempDir('injected')
+  const engine = await RocksEngine.open(dir, { syncInWorker: false, cacheSize: 8 << 20 })
+  let s = await Store.open('(unused)', { durable: true, engine })
+  await Promise.all(Array.from({ length: 20 }, (_, i) => s.apply(Buffer.from(`k${i}`), record(`v${i}`))))
+  assert.ok(s.writeStats().syncWrites >= 2) // host id + data
+  await s.close()
+  s = await Store.open(dir, { durable: true })
+  assert.is((await s.get(Buffer.from('k19')))!.value.toString(), 'v19')
+  await s.close()
 })
 
 test('a closed store refuses work instead of crashing the binding', async () => {
