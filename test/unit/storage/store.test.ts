@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto'
 import { Store } from '../../../node/storage/store.js'
 import { RocksEngine } from '../../../node/storage/rocks-engine.js'
 import { decodeRecord } from '../../../node/storage/codec.js'
+import type { StoredRecord } from '../../../node/storage/record.js'
 import { TOKEN_MAX, tokenOf } from '../../../node/ring/token.js'
 import { createRng } from '../../../node/util/rng.js'
 import { assertOpenFails, cleanupDirs, inUseMessage, record, tempDir } from './helpers.js'
@@ -183,6 +184,20 @@ test('scan iterators are released on break, on return before iterating, and at t
   assert.is(engine.openIterators, 0, 'after return() without iterating')
   assert.is((await collect(s.scanRange(...wrap))).length + (await collect(s.scanRange(wrap[1], wrap[0]))).length, 200)
   assert.is(engine.openIterators, 0, 'after full iteration')
+  await s.close()
+})
+
+test('purgeTombstones drops tombstones and expired records settled before the cutoff, nothing else', async () => {
+  const s = await Store.open(tempDir('purge'), { durable: false })
+  const put = (k: string, over: Partial<StoredRecord>) => s.apply(Buffer.from(k), { ...record(k, { n1: 1 }, 1_000), ...over })
+  await put('live', {})
+  await put('old-tombstone', { tombstone: true, value: Buffer.alloc(0), ts: { wall: 1_000, logical: 0, node: 'n1' } })
+  await put('new-tombstone', { tombstone: true, value: Buffer.alloc(0), ts: { wall: 5_000, logical: 0, node: 'n1' } })
+  await put('expired-long-ago', { expiresAt: 2_000 })
+  await put('expires-later', { expiresAt: 9_000 })
+  assert.is(await s.purgeTombstones(3_000), 2)
+  const left = (await collect(s.scanRange(0n, 0n))).map((e) => e.key.toString()).sort()
+  assert.equal(left, ['expires-later', 'live', 'new-tombstone'])
   await s.close()
 })
 
