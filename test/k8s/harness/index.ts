@@ -54,10 +54,16 @@ export function k8sSuite(name: string, opts: K8sSuiteOptions = {}): { test: Test
     console.log(`SKIP k8s suite "${name}": ${avail.reason}`)
   } else {
     s.before(async () => {
-      const cp = await ControlPlane.start({ binaries: avail.binaries })
-      current = { cp, binaries: avail.binaries, runner: undefined }
-      if (opts.podRunner) {
-        current.runner = await PodRunner.start({ ...opts.runner, kc: cp.kc, server: cp.server, caCertFile: cp.pki.caCert, workDir: join(cp.dir, 'pod-runner') })
+      try {
+        const cp = await ControlPlane.start({ binaries: avail.binaries })
+        current = { cp, binaries: avail.binaries, runner: undefined }
+        if (opts.podRunner) {
+          current.runner = await PodRunner.start({ ...opts.runner, kc: cp.kc, server: cp.server, caCertFile: cp.pki.caCert, workDir: join(cp.dir, 'pod-runner') })
+        }
+      } catch (err) {
+        // uvu swallows a failing before hook (its tests count as failed, silently): say why.
+        console.error(`k8s suite "${name}" could not start its control plane:`, err)
+        throw err
       }
     })
     s.after(async () => {

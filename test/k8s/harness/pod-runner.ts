@@ -113,6 +113,7 @@ export class PodRunner {
   private readonly caPem: string
   private dns: DnsTable = { records: {}, servicePorts: {} }
   private dnsTimer: NodeJS.Timeout | undefined
+  private resync: NodeJS.Timeout | undefined
   private stopped = false
 
   constructor(private readonly opts: PodRunnerOptions) {
@@ -140,6 +141,14 @@ export class PodRunner {
     await r.provisioner.start()
     await r.services.start()
     await r.pods.start()
+    // Level-triggered like a kubelet's periodic sync: every pod is looked at again now and then,
+    // whatever events were missed.
+    const resync = setInterval(() => {
+      for (const p of r.pods.list()) if (r.nodeNames.includes(p.spec?.nodeName ?? '')) r.enqueue(keyOf(p))
+      for (const key of r.runs.keys()) r.enqueue(key)
+    }, 5_000)
+    resync.unref()
+    r.resync = resync
     return r
   }
 
@@ -149,7 +158,10 @@ export class PodRunner {
     this.stopped = true
     for (const t of this.timers) clearTimeout(t)
     clearTimeout(this.dnsTimer)
+    clearInterval(this.resync)
     await Promise.all([this.pods.stop(), this.services.stop(), this.provisioner.stop()])
+    // A sync already under way may still start a process; let it finish, then stop them all.
+    await Promise.all(this.chains.values())
     await Promise.all([...this.runs.values()].map((r) => this.killRun(r, 2_000)))
   }
 
@@ -383,6 +395,7 @@ export class PodRunner {
       run.kubeconfig ??= await this.podKubeconfig(run, pod)
       await this.fetchSources(run, pod)
       const launch = await this.launchFor(run, pod, c)
+      if (this.stopped || run.terminating) return
       const proc = startProcess({ name: `${run.key}/${c.spec.name}`, command: launch.command, args: launch.args, env: launch.env, cwd: launch.cwd ?? run.dir, logFile: join(run.dir, `${c.spec.name}.log`) })
       if (c.everStarted) c.restarts++
       c.everStarted = true
