@@ -1,6 +1,7 @@
 import type { AdminStatus } from '../client/admin-client.js'
 import { RingError } from '../errors.js'
 import type { Logger } from '../log.js'
+import { judgeConfirm, judgeStart, MOVING, seesAnswer, tokenDigest, type PeerAnswer, type SeesAnswer } from '../membership/agreement.js'
 import type { ClusterView } from '../membership/view.js'
 import { allocateTokens, evenTokens } from '../ring/allocate.js'
 import { pendingRanges } from '../ring/pending.js'
@@ -10,8 +11,15 @@ import type { Store } from '../storage/store.js'
 import { fetchRange } from '../streaming/range-stream.js'
 import type { Transport } from '../transport/index.js'
 
+export { tokenDigest }
+
 export const MSG_SEES = 'membership.sees'
 export const MSG_PULL = 'stream.pull'
+
+/** How long join/decommission wait for this node's view to match what peers report. */
+const SETTLE_MS = 5000
+/** Per-peer answer time of a `membership.sees` round. */
+const ASK_TIMEOUT_MS = 2000
 
 export interface LifecycleDeps {
   hostId: string
@@ -38,10 +46,21 @@ interface Operation {
   startedAt: string
 }
 
+/** A pull a leaving node asks a new owner to make: one range, its sources in preference order. */
+export interface PullRequest {
+  ranges: { start: bigint; end: bigint; sources: string[] }[]
+}
+
 /**
  * The node state machine JOINING → BOOTSTRAPPING → AVAILABLE → LEAVING → LEFT and the
  * operations that move it. Every entry point is idempotent and checks the state it is called
  * in; long work (streaming) runs in the background and reports progress in status().
+ *
+ * A move (bootstrap or leave) goes: check that nobody else moves and that our ring is the
+ * peers' ring (judgeStart) → publish the new state and tokens → wait until every live peer
+ * reports it, claim, check again (judgeConfirm; a move that loses a race is undone) → stream
+ * → publish the final state. Only after the confirmation does any snapshot get taken, so every
+ * write a coordinator accepts after a snapshot also reaches the pending replica (§4.1).
  */
 export class Lifecycle {
   private stateNow: NodeState = 'JOINING'
@@ -50,6 +69,10 @@ export class Lifecycle {
   private progress = { rangesTotal: 0, rangesDone: 0, bytes: 0 }
   private startedAt = Date.now()
   private busy: Promise<void> | null = null
+  /** past the confirmation of the current move: our snapshot may be taken, we never back off */
+  private claimed = false
+  /** serialises the start of join and decommission (each re-checks the state it finds) */
+  private gate: Promise<unknown> = Promise.resolve()
   draining = false
 
   constructor(private readonly d: LifecycleDeps) {}
@@ -70,6 +93,7 @@ export class Lifecycle {
       await this.d.publish('JOINING', [])
       return
     }
+    // The same tokens as before the restart: peers already route pending writes by them.
     this.tokensNow = tokens
     this.stateNow = state
     await this.d.publish(state, tokens)
@@ -92,65 +116,76 @@ export class Lifecycle {
     }
   }
 
+  /** This node's answer to `membership.sees`: how it sees `asker`, and itself. */
+  sees(asker: string): SeesAnswer {
+    return seesAnswer(this.d.view, asker, { hostId: this.d.hostId, name: this.d.name, state: this.stateNow, tokens: tokenDigest(this.tokensNow), streaming: this.claimed })
+  }
+
   /** Called every gossip round: auto-join when it is this node's turn. */
   tick(): void {
     if (!this.d.autoJoin || this.stateNow !== 'JOINING' || this.busy) return
     // Let gossip find the others before deciding anything (a few rounds).
-    if (Date.now() - this.startedAt < 3 * this.d.gossipIntervalMs) return
+    if (!this.settledSinceStart()) return
     const view = this.d.view
     if (view.rangesPending) return
     // Auto-joining nodes take turns by name, so two never allocate tokens against the same ring.
     const waiting = view.withState('JOINING').filter((m) => m.up || m.hostId === this.d.hostId)
     const first = waiting.map((m) => m.name).sort()[0]
     if (first !== this.d.name) return
-    this.join().catch((e) => this.d.log.warn({ err: e }, 'auto-join did not start; will retry'))
+    this.join().catch((e) => this.d.log.info({ reason: (e as Error).message }, 'auto-join not started; will retry'))
   }
 
-  async join(): Promise<void> {
-    const s = this.stateNow
-    if (s === 'BOOTSTRAPPING' || s === 'AVAILABLE') return
-    if (s !== 'JOINING') throw new RingError('BAD_STATE', `node is ${s}; only a JOINING node can join (a node that left must be started with an empty data dir to rejoin)`, { state: s })
-    const view = this.d.view
-    const other = view.all().find((m) => m.hostId !== this.d.hostId && (m.state === 'BOOTSTRAPPING' || m.state === 'LEAVING'))
-    if (other) throw new RingError('BAD_STATE', `node ${other.name} is ${other.state}; one topology change at a time — retry when it is done`, { busy: other.name })
-    if (view.ring.size === 0) {
-      // The first node of a cluster has nothing to stream: it owns everything at once.
-      this.tokensNow = evenTokens(this.d.hostId, this.d.numTokens)
-      this.stateNow = 'AVAILABLE'
-      await this.d.publish('AVAILABLE', this.tokensNow)
-      this.op = { type: 'join', phase: 'done', startedAt: new Date().toISOString() }
-      this.d.log.info({ tokens: this.tokensNow.length }, 'formed a new cluster: AVAILABLE')
-      return
-    }
-    this.tokensNow = allocateTokens(view.futureRing, this.d.hostId, this.d.numTokens, this.d.rf)
-    this.stateNow = 'BOOTSTRAPPING'
-    await this.d.publish('BOOTSTRAPPING', this.tokensNow)
-    this.background('join', () => this.bootstrap())
+  join(): Promise<void> {
+    return this.serially(async () => {
+      const s = this.stateNow
+      if (s === 'BOOTSTRAPPING' || s === 'AVAILABLE') return
+      if (s !== 'JOINING') throw new RingError('BAD_STATE', `node is ${s}; only a JOINING node can join (a node that left must be started with an empty data dir to rejoin)`, { state: s })
+      this.refuseWhileBusy('join')
+      if (!this.settledSinceStart()) throw new RingError('BAD_STATE', 'node started moments ago and is still discovering its peers by gossip; retry in a few seconds', { state: s })
+      await this.checkStart()
+      const view = this.d.view
+      this.progress = { rangesTotal: 0, rangesDone: 0, bytes: 0 }
+      if (view.ring.size === 0) {
+        // The first node of a cluster has nothing to stream: it owns everything at once.
+        this.tokensNow = evenTokens(this.d.hostId, this.d.numTokens)
+        this.stateNow = 'AVAILABLE'
+        await this.d.publish('AVAILABLE', this.tokensNow)
+        this.op = { type: 'join', phase: 'done', startedAt: new Date().toISOString() }
+        this.d.log.info({ tokens: this.tokensNow.length }, 'formed a new cluster: AVAILABLE')
+        return
+      }
+      this.tokensNow = allocateTokens(view.futureRing, this.d.hostId, this.d.numTokens, this.d.rf)
+      this.stateNow = 'BOOTSTRAPPING'
+      await this.d.publish('BOOTSTRAPPING', this.tokensNow)
+      this.background('join', () => this.bootstrap())
+    })
   }
 
-  async decommission(): Promise<void> {
-    const s = this.stateNow
-    if (s === 'LEAVING' || s === 'LEFT') return
-    if (s !== 'AVAILABLE') throw new RingError('BAD_STATE', `node is ${s}; only an AVAILABLE node can be decommissioned`, { state: s })
-    const view = this.d.view
-    const remaining = view.withState('AVAILABLE').filter((m) => m.hostId !== this.d.hostId).length
-    if (remaining < this.d.rf) {
-      throw new RingError('WOULD_LOSE_REPLICAS', `only ${remaining} nodes would remain for replication factor ${this.d.rf}; add a node first`, { remaining, replicationFactor: this.d.rf })
-    }
-    const other = view.all().find((m) => m.hostId !== this.d.hostId && (m.state === 'BOOTSTRAPPING' || m.state === 'LEAVING'))
-    if (other) throw new RingError('BAD_STATE', `node ${other.name} is ${other.state}; one topology change at a time — retry when it is done`, { busy: other.name })
-    this.stateNow = 'LEAVING'
-    await this.d.publish('LEAVING', this.tokensNow)
-    this.background('decommission', () => this.leave())
+  decommission(): Promise<void> {
+    return this.serially(async () => {
+      const s = this.stateNow
+      if (s === 'LEAVING' || s === 'LEFT') return
+      if (s !== 'AVAILABLE') throw new RingError('BAD_STATE', `node is ${s}; only an AVAILABLE node can be decommissioned`, { state: s })
+      this.refuseWhileBusy('decommission')
+      const view = this.d.view
+      const remaining = view.withState('AVAILABLE').filter((m) => m.hostId !== this.d.hostId).length
+      if (remaining < this.d.rf) {
+        throw new RingError('WOULD_LOSE_REPLICAS', `only ${remaining} nodes would remain for replication factor ${this.d.rf}; add a node first`, { remaining, replicationFactor: this.d.rf })
+      }
+      await this.checkStart()
+      this.progress = { rangesTotal: 0, rangesDone: 0, bytes: 0 }
+      this.stateNow = 'LEAVING'
+      await this.d.publish('LEAVING', this.tokensNow)
+      this.background('decommission', () => this.leave())
+    })
   }
 
   async cleanup(): Promise<void> {
+    if (this.stateNow !== 'AVAILABLE' && this.stateNow !== 'LEFT') throw new RingError('BAD_STATE', `node is ${this.stateNow}; cleanup runs on AVAILABLE (or LEFT) nodes`, { state: this.stateNow })
+    // Dropping data while ranges move deletes what a bootstrapping node may still need; our
+    // gossip view may lag, so the peers are asked too.
+    await this.checkStart('cleanup')
     const view = this.d.view
-    if (view.rangesPending) {
-      // Dropping data while ranges move deletes what a bootstrapping node may still need.
-      throw new RingError('BAD_STATE', 'ranges are moving (a node is joining or leaving); run cleanup after it finishes')
-    }
-    if (this.stateNow !== 'AVAILABLE' && this.stateNow !== 'LEFT') throw new RingError('BAD_STATE', `node is ${this.stateNow}; cleanup runs on AVAILABLE (or LEFT) nodes`)
     await this.exclusive('cleanup', async () => {
       const mine = this.stateNow === 'LEFT' ? [] : mergeContiguous(sortRanges(view.ring.rangesOf(this.d.hostId, this.d.rf)))
       const drop = complement(mine)
@@ -160,7 +195,9 @@ export class Lifecycle {
   }
 
   async repair(): Promise<void> {
-    if (this.stateNow !== 'AVAILABLE') throw new RingError('BAD_STATE', `node is ${this.stateNow}; repair runs on AVAILABLE nodes`)
+    if (this.stateNow !== 'AVAILABLE') throw new RingError('BAD_STATE', `node is ${this.stateNow}; repair runs on AVAILABLE nodes`, { state: this.stateNow })
+    if (this.op?.type === 'repair' && this.op.phase === 'running') return
+    this.refuseWhileBusy('repair')
     this.background('repair', () => this.d.repair())
   }
 
@@ -170,70 +207,95 @@ export class Lifecycle {
   }
 
   private async bootstrap(): Promise<void> {
-    await this.confirmSeen('BOOTSTRAPPING')
+    this.progress = { rangesTotal: 0, rangesDone: 0, bytes: 0 }
+    const lost = await this.confirm('BOOTSTRAPPING')
+    if (lost) {
+      this.stateNow = 'JOINING'
+      this.tokensNow = []
+      await this.d.publish('JOINING', [])
+      throw new RingError('BAD_STATE', lost)
+    }
     const view = this.d.view
     const mv = pendingRanges(view.ring, view.futureRing, this.d.rf).get(this.d.hostId)
     const gained = mv?.gained ?? []
-    this.progress = { rangesTotal: gained.length, rangesDone: 0, bytes: 0 }
+    this.progress.rangesTotal = gained.length
     for (const g of gained) {
-      await this.streamIn(g.range, g.sources)
+      await this.streamIn(g.range, g.sources, (n) => (this.progress.bytes += n))
       this.progress.rangesDone++
     }
     this.stateNow = 'AVAILABLE'
+    this.claimed = false
     await this.d.publish('AVAILABLE', this.tokensNow)
     this.d.log.info({ ranges: gained.length, bytes: this.progress.bytes }, 'bootstrap done: AVAILABLE')
   }
 
   private async leave(): Promise<void> {
-    await this.confirmSeen('LEAVING')
+    this.progress = { rangesTotal: 0, rangesDone: 0, bytes: 0 }
+    const lost = await this.confirm('LEAVING')
+    if (lost) {
+      this.stateNow = 'AVAILABLE'
+      await this.d.publish('AVAILABLE', this.tokensNow)
+      throw new RingError('BAD_STATE', lost)
+    }
     const view = this.d.view
     const moves = [...pendingRanges(view.ring, view.futureRing, this.d.rf).entries()].filter(([, m]) => m.gained.length > 0)
-    this.progress = { rangesTotal: moves.reduce((n, [, m]) => n + m.gained.length, 0), rangesDone: 0, bytes: 0 }
-    // Each new owner pulls its ranges, from us first (we hold all of them), then from the
-    // other current replicas if we cannot serve.
+    this.progress.rangesTotal = moves.reduce((n, [, m]) => n + m.gained.length, 0)
+    // Each new owner pulls its ranges one at a time (progress per range), from us first (we
+    // hold all of them), then from the other current replicas if we cannot serve.
     await Promise.all(
       moves.map(async ([host, m]) => {
-        for (;;) {
-          const member = view.member(host)
-          try {
-            if (!member) throw new Error(`new owner ${host} is not in the view`)
-            const r = await this.d.transport.request<{ bytes: number }>(member.address, MSG_PULL, {
-              ranges: m.gained.map((g) => ({ start: g.range.start, end: g.range.end, sources: [this.d.hostId, ...g.sources.filter((s) => s !== this.d.hostId)] })),
-            }, { timeoutMs: 24 * 3600_000 })
-            this.progress.bytes += r.bytes
-            this.progress.rangesDone += m.gained.length
-            return
-          } catch (e) {
-            this.d.log.warn({ err: e, host }, 'range hand-over failed; retrying')
-            await sleep(1000)
+        for (const g of m.gained) {
+          const sources = [this.d.hostId, ...g.sources.filter((s) => s !== this.d.hostId)]
+          const req: PullRequest = { ranges: [{ start: g.range.start, end: g.range.end, sources }] }
+          for (let attempt = 0; ; attempt++) {
+            const member = view.member(host)
+            try {
+              if (!member) throw new Error(`new owner ${host} is not in the view`)
+              const r = await this.d.transport.request<{ bytes: number }>(member.address, MSG_PULL, req, { timeoutMs: 24 * 3600_000 })
+              this.progress.bytes += r.bytes
+              this.progress.rangesDone++
+              break
+            } catch (e) {
+              if (attempt % 10 === 0) this.d.log.warn({ err: e, host: member?.name ?? host }, 'range hand-over failed; retrying')
+              await sleep(1000)
+            }
           }
         }
       }),
     )
     await this.d.handOffHints()
-    this.stateNow = 'LEFT'
+    // LEFT is gossiped first and reported here only once every live peer has it: the operator
+    // deletes this node when it says LEFT, and a LEFT that died with it would leave the others
+    // seeing a LEAVING node forever.
     await this.d.publish('LEFT', this.tokensNow)
-    this.d.log.info('decommission done: LEFT')
+    await this.confirm('LEFT')
+    this.stateNow = 'LEFT'
+    this.claimed = false
+    this.d.log.info({ ranges: this.progress.rangesDone, bytes: this.progress.bytes }, 'decommission done: LEFT')
   }
 
   /** Serves a leaving node's request to take over ranges: pulls each from its sources. */
-  async pull(ranges: { start: bigint; end: bigint; sources: string[] }[]): Promise<{ bytes: number }> {
+  async pull(ranges: PullRequest['ranges']): Promise<{ bytes: number }> {
     let bytes = 0
-    for (const r of ranges) bytes += await this.streamIn({ start: r.start, end: r.end }, r.sources)
+    for (const r of ranges) bytes += await this.streamIn({ start: r.start, end: r.end }, r.sources, () => {})
     return { bytes }
   }
 
   /** Streams one range from the first source that can serve it, falling back on failure. */
-  private async streamIn(range: Range, sources: readonly string[]): Promise<number> {
+  private async streamIn(range: Range, sources: readonly string[], onBytes: (n: number) => void): Promise<number> {
     for (let attempt = 0; ; attempt++) {
       const live = sources.filter((s) => s !== this.d.hostId && this.d.view.isUp(s))
       for (const s of live) {
         const m = this.d.view.member(s)
         if (!m) continue
+        let got = 0
         try {
-          return await fetchRange(this.d.transport, m.address, range, this.d.store, (n) => (this.progress.bytes += n))
+          return await fetchRange(this.d.transport, m.address, range, this.d.store, (n) => {
+            got += n
+            onBytes(n)
+          })
         } catch (e) {
-          this.d.log.warn({ err: e, source: m.name, range: { start: String(range.start), end: String(range.end) } }, 'range stream failed; trying another replica')
+          this.d.log.warn({ err: e, source: m.name, receivedBytes: got, range: { start: String(range.start), end: String(range.end) } }, 'range stream failed; trying another replica')
         }
       }
       if (attempt % 10 === 0) this.d.log.warn({ range: String(range.end), sources }, 'no replica could stream this range yet; waiting')
@@ -242,25 +304,75 @@ export class Lifecycle {
   }
 
   /**
-   * Waits until every live node reports our new state and tokens: only then do all coordinators
+   * Waits until every live peer reports our `state` and tokens: only then do all coordinators
    * send writes for our pending ranges here, so the snapshot we stream from cannot miss one.
+   * Returns why we lost a race against another move (undo ours), or undefined to go on.
    */
-  private async confirmSeen(state: NodeState): Promise<void> {
-    const want = tokenDigest(this.tokensNow)
-    for (let attempt = 0; ; attempt++) {
-      const peers = this.d.view.all().filter((m) => m.hostId !== this.d.hostId && m.up && m.state !== 'LEFT')
-      const answers = await Promise.all(
-        peers.map((p) =>
-          this.d.transport.request<{ state?: string; tokens?: string }>(p.address, MSG_SEES, { hostId: this.d.hostId }, { timeoutMs: 2000 }).then(
-            (r) => r.state === state && r.tokens === want,
-            () => false,
-          ),
-        ),
-      )
-      if (answers.every(Boolean)) return
-      if (attempt % 20 === 19) this.d.log.info({ waitingFor: peers.filter((_, i) => !answers[i]).map((p) => p.name) }, `waiting for every node to see this node ${state}`)
+  private async confirm(state: NodeState): Promise<string | undefined> {
+    const want = { hostId: this.d.hostId, state, tokens: tokenDigest(this.tokensNow) }
+    const movers = () => this.d.view.all().filter((m) => MOVING.includes(m.state))
+    let lastLog = Date.now()
+    for (;;) {
+      let answers = await this.askPeers()
+      // Reporting LEFT only needs the peers to see it; no other move can compete any more.
+      if (state === 'LEFT') answers = answers.map(({ peer, answer }) => ({ peer, answer: answer && { ...answer, self: undefined } }))
+      const v = judgeConfirm(want, answers, state === 'LEFT' ? [] : movers(), this.claimed)
+      if (v.kind === 'back-off') {
+        this.claimed = false
+        this.d.log.warn({ other: v.other }, v.message)
+        return v.message
+      }
+      if (v.kind === 'go') {
+        if (this.claimed || state === 'LEFT') return undefined
+        // Claim, then look once more: of two movers that claim and then look, one sees the other.
+        this.claimed = true
+        continue
+      }
+      if (Date.now() - lastLog > 10_000) {
+        lastLog = Date.now()
+        this.d.log.info({ waitingFor: v.waitingFor }, `waiting for every live node to see this node ${state}`)
+      }
       await sleep(Math.min(this.d.gossipIntervalMs, 500))
     }
+  }
+
+  /** Asks every peer we see up (and not LEFT) how it sees us and itself. */
+  private askPeers(): Promise<PeerAnswer[]> {
+    const peers = this.d.view.all().filter((m) => m.hostId !== this.d.hostId && m.up && m.state !== 'LEFT')
+    return Promise.all(
+      peers.map((peer) =>
+        this.d.transport.request<SeesAnswer>(peer.address, MSG_SEES, { hostId: this.d.hostId }, { timeoutMs: ASK_TIMEOUT_MS }).then(
+          (answer) => ({ peer, answer }),
+          () => ({ peer, answer: undefined }),
+        ),
+      ),
+    )
+  }
+
+  /** Refuses (409) while another node moves; waits a little for gossip to catch up with peers. */
+  private async checkStart(what = 'a topology change'): Promise<void> {
+    const deadline = Date.now() + SETTLE_MS
+    for (;;) {
+      const v = judgeStart(this.d.view, await this.askPeers())
+      if (v.ok) return
+      if ('busy' in v) throw new RingError('BAD_STATE', what === 'cleanup' ? `ranges are moving (${v.message.split(';')[0]}); run cleanup after it finishes` : v.message, { busy: v.busy })
+      if (Date.now() > deadline) throw new RingError('BAD_STATE', v.message, { stale: v.stale })
+      await sleep(Math.min(this.d.gossipIntervalMs, 250))
+    }
+  }
+
+  private settledSinceStart(): boolean {
+    return Date.now() - this.startedAt >= 3 * this.d.gossipIntervalMs
+  }
+
+  private refuseWhileBusy(what: string): void {
+    if (this.busy) throw new RingError('CONFLICT', `${this.op?.type ?? 'an operation'} is running on this node; ${what} can start when it is done`)
+  }
+
+  private serially<T>(fn: () => Promise<T>): Promise<T> {
+    const p = this.gate.then(fn)
+    this.gate = p.catch(() => {})
+    return p
   }
 
   private background(type: Operation['type'], fn: () => Promise<void>): void {
@@ -297,10 +409,6 @@ export class Lifecycle {
   async idle(): Promise<void> {
     while (this.busy) await this.busy
   }
-}
-
-export function tokenDigest(tokens: readonly bigint[]): string {
-  return tokens.map(String).join(',')
 }
 
 function sortRanges(rs: Range[]): Range[] {

@@ -15,7 +15,18 @@ type Chunk = { keys: Buffer[]; raws: Buffer[] }
  * so writes continue while a range streams out and are never blocked by it. Writes that
  * land after the snapshot reach the receiver as pending-range writes from their coordinators.
  */
-export function registerRangeStreaming(transport: Transport, store: Store): void {
+export interface RangeStreamingOptions {
+  /**
+   * Outbound cap in bytes per second for all streams this node serves (0: none). Default from
+   * env RINGKV_STREAM_MAX_MBPS: an operator's brake when streaming competes with foreground
+   * traffic, and how tests make a stream last long enough to interrupt it.
+   */
+  maxBytesPerSec?: number
+}
+
+export function registerRangeStreaming(transport: Transport, store: Store, opts: RangeStreamingOptions = {}): void {
+  const limit = opts.maxBytesPerSec ?? Number(process.env.RINGKV_STREAM_MAX_MBPS ?? 0) * 1e6
+  const pace = limit > 0 ? pacer(limit) : async () => {}
   transport.onStream<{ start: bigint; end: bigint }, Chunk>(STREAM_RANGE, async function* (req) {
     if (typeof req?.start !== 'bigint' || typeof req.end !== 'bigint') throw new RingError('BAD_REQUEST', 'stream.range needs bigint start and end')
     let chunk: Chunk = { keys: [], raws: [] }
@@ -25,13 +36,28 @@ export function registerRangeStreaming(transport: Transport, store: Store): void
       chunk.raws.push(e.raw)
       bytes += e.key.length + e.raw.length
       if (bytes >= CHUNK_BYTES) {
+        await pace(bytes)
         yield chunk
         chunk = { keys: [], raws: [] }
         bytes = 0
       }
     }
-    if (chunk.keys.length) yield chunk
+    if (chunk.keys.length) {
+      await pace(bytes)
+      yield chunk
+    }
   })
+}
+
+/** Shared token bucket: resolves when `bytes` more may go out without passing `perSec`. */
+function pacer(perSec: number): (bytes: number) => Promise<void> {
+  let next = Date.now()
+  return async (bytes) => {
+    const now = Date.now()
+    next = Math.max(next, now) + (bytes / perSec) * 1000
+    const wait = next - now - (bytes / perSec) * 1000
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait))
+  }
 }
 
 /**
