@@ -20,7 +20,7 @@ import { Transport } from '../transport/index.js'
 import { createRng } from '../util/rng.js'
 import { createAdminApp } from './admin-app.js'
 import { HintDelivery } from './hints.js'
-import { Lifecycle, MSG_PULL, MSG_SEES, tokenDigest } from './lifecycle.js'
+import { Lifecycle, MSG_PULL, MSG_SEES } from './lifecycle.js'
 import { loadNodeMeta, nextGeneration, saveNodeMeta } from './node-meta.js'
 import { registerReplicaHandlers, TransportChannel } from './replica-rpc.js'
 import { expandSeeds } from './seeds.js'
@@ -145,10 +145,7 @@ export class NodeRuntime {
       rt!.onGossip(p.from, p.msg)
       return null
     })
-    transport.on<{ hostId: string }>(MSG_SEES, (p) => {
-      const m = view.member(p.hostId)
-      return m ? { state: m.state, tokens: tokenDigest(m.tokens) } : {}
-    })
+    transport.on<{ hostId: string }>(MSG_SEES, (p) => lifecycle.sees(p.hostId))
     transport.on<{ ranges: { start: bigint; end: bigint; sources: string[] }[] }>(MSG_PULL, (p) => lifecycle.pull(p.ranges))
 
     metrics.gauge('ringkv_hints_pending', 'hints stored for replicas that were down', () => store.countHints())
@@ -284,13 +281,14 @@ class NodeService implements KvService {
     if (r.lifecycle.draining) throw new RingError('UNAVAILABLE', 'this node is draining before shutdown; send requests to another node', { required: 1, alive: 0 })
   }
 
-  get(key: Buffer, cl: Consistency): Promise<StoredRecord | undefined> {
+  async get(key: Buffer, cl: Consistency): Promise<StoredRecord | undefined> {
     const r = this.rt()
     if (r.lifecycle.state === 'LEFT') this.checkAccepting()
     return r.coordinator.read(key, cl)
   }
 
-  write(key: Buffer, w: ClientWrite, cl: Consistency): Promise<StoredRecord> {
+  // async: a refusal must reject the promise, not throw past the PUT handler's .then()
+  async write(key: Buffer, w: ClientWrite, cl: Consistency): Promise<StoredRecord> {
     this.checkAccepting()
     return this.rt().coordinator.write(key, w, cl)
   }
