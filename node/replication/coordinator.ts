@@ -3,7 +3,7 @@ import type { ClientWrite, Consistency } from '../api/service.js'
 import type { StoredRecord } from '../storage/record.js'
 import { KeyedLock } from '../util/keyed-lock.js'
 import { planRead, planWrite, WriteRound, type RoundOutcome } from './rounds.js'
-import { resolve } from './resolve.js'
+import { canonicalVV, resolve } from './resolve.js'
 import { compareVV, incrementVV, mergeVV, type HlcClock } from './version.js'
 
 /** Where a key lives right now, as this node's ring and failure detector see it. */
@@ -154,7 +154,9 @@ export class Coordinator {
       const rec: StoredRecord = {
         value: w.value ?? Buffer.alloc(0),
         contentType: w.value ? (w.contentType ?? 'application/octet-stream') : '',
-        vv: incrementVV(base, topology.selfId),
+        // Canonical entry order: the ETag is the vector's JSON, so the PUT's ETag must match
+        // the one later reads (of the decoded, sorted record) return.
+        vv: canonicalVV(incrementVV(base, topology.selfId)),
         ts: clock.tick(),
         tombstone: w.value === undefined,
       }

@@ -1,3 +1,5 @@
+import { StartupError } from '../errors.js'
+
 /**
  * Versions: a version vector (causality) plus a hybrid logical clock timestamp (only to break
  * true concurrency deterministically). Wall clocks never order causally related writes.
@@ -57,13 +59,29 @@ export function compareHlc(a: Hlc, b: Hlc): number {
   return 0
 }
 
+/**
+ * Shifts this process's HLC physical time by that many ms (may be negative). For tests of
+ * clock skew only: it lets a real node process run with a clock that is wrong, the way a
+ * production machine's may be, without touching the machine's clock.
+ */
+export const CLOCK_SKEW_ENV = 'RINGKV_CLOCK_SKEW_MS'
+
+/** The physical time source of a node: Date.now, shifted by RINGKV_CLOCK_SKEW_MS when set. */
+export function systemTime(env: NodeJS.ProcessEnv = process.env): () => number {
+  const raw = env[CLOCK_SKEW_ENV]
+  if (raw === undefined || raw === '') return Date.now
+  const skew = Number(raw)
+  if (!Number.isSafeInteger(skew)) throw new StartupError(`${CLOCK_SKEW_ENV} "${raw}" must be a whole number of milliseconds`)
+  return skew === 0 ? Date.now : () => Date.now() + skew
+}
+
 /** The clock a node stamps writes with. Injected time source so simulations are deterministic. */
 export class HlcClock {
   private last: Hlc
 
   constructor(
     readonly node: string,
-    private readonly now: () => number = Date.now,
+    private readonly now: () => number = systemTime(),
   ) {
     this.last = { wall: 0, logical: 0, node }
   }
