@@ -69,20 +69,23 @@ export interface RingkvOptions {
 }
 
 export async function startRingkv(o: RingkvOptions, ks: KeySpace, c: ClientOptions & { consistency: 'one' | 'quorum' | 'all'; name?: string }): Promise<KvTarget> {
-  // The harness spawns nodes with this process's environment: NODE_OPTIONS carries --cpu-prof.
-  const savedNodeOptions = process.env.NODE_OPTIONS
-  if (o.cpuProfDir) process.env.NODE_OPTIONS = `${savedNodeOptions ?? ''} --cpu-prof --cpu-prof-dir=${o.cpuProfDir}`.trim()
-  let cluster: TestCluster
-  try {
-    cluster = await TestCluster.start({
-      nodes: o.nodes,
-      rf: o.rf,
-      // The harness sets debug logging for tests; a later flag wins with commander.
-      args: ['--log-level', o.logLevel ?? 'warn', '--durable', String(o.durable ?? false)],
-    })
-  } finally {
-    if (savedNodeOptions === undefined) delete process.env.NODE_OPTIONS
-    else process.env.NODE_OPTIONS = savedNodeOptions
+  const cluster = await TestCluster.start({
+    nodes: o.nodes,
+    rf: o.rf,
+    // The harness sets debug logging for tests; a later flag wins with commander.
+    args: ['--log-level', o.logLevel ?? 'warn', '--durable', String(o.durable ?? false)],
+  })
+  if (o.cpuProfDir) {
+    // Node refuses --cpu-prof in NODE_OPTIONS, so restart each node with it on the command line
+    // (same ports and data dir).
+    const dir = o.cpuProfDir
+    await Promise.all(cluster.nodes.map((n) => n.stop()))
+    for (const n of cluster.nodes) {
+      const args = n.args.bind(n)
+      n.args = () => ['--cpu-prof', `--cpu-prof-dir=${dir}`, `--cpu-prof-name=${n.spec.name}-${process.pid}-${Date.now()}.cpuprofile`, ...args()]
+      n.start()
+    }
+    await Promise.all(cluster.nodes.map((n) => n.ready()))
   }
   // Ready is per node; a QUORUM bench needs every node to see the whole ring first.
   await waitFor(`every node to see ${o.nodes} AVAILABLE members up`, async () => {
