@@ -31,6 +31,11 @@ export function createClientApp(service: KvService, metrics: Metrics, log: Logge
   app.get('/openapi.json', (_req, res) => {
     res.json(openapi)
   })
+  // Known paths answer other methods with 405 and the allowed ones, not with "no route".
+  app.all(['/healthz', '/readyz', '/v1/node', '/v1/cluster', '/metrics', '/openapi.json'], (req, res, next) => {
+    res.setHeader('allow', 'GET, HEAD')
+    next(new RingError('METHOD_NOT_ALLOWED', `${req.method} is not supported on ${req.path}; use GET`))
+  })
   app.use((req, _res, next) => {
     next(new RingError('NOT_FOUND', `no route ${req.method} ${req.path}; the API is described at /openapi.json`))
   })

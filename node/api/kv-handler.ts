@@ -71,6 +71,8 @@ export function createKvHandler(o: KvHandlerOptions): (req: IncomingMessage, res
       req.resume()
       return
     }
+    // The client waits for this before sending a body (checkContinue in client-server.ts).
+    if (req.headers.expect !== undefined) res.writeContinue()
     const chunks: Buffer[] = []
     let size = 0
     let aborted = false
@@ -123,10 +125,18 @@ export function createKvHandler(o: KvHandlerOptions): (req: IncomingMessage, res
         throw new RingError('METHOD_NOT_ALLOWED', `${method} is not supported on /v1/kv/{key}; use GET, PUT or DELETE`)
       }
     } catch (e) {
-      fail(op, res, e, started, op === 'put')
+      // A refused PUT's body is still on the wire: node:http drains a small declared body to
+      // keep the connection; one of unknown or refused size goes with the connection.
+      const close = op === 'put' && !bodyIsSmall(req, maxValueBytes)
+      fail(op, res, e, started, close)
       if (op === 'put') req.resume()
     }
   }
+}
+
+function bodyIsSmall(req: IncomingMessage, max: number): boolean {
+  const declared = req.headers['content-length']
+  return declared !== undefined && req.headers.expect === undefined && Number(declared) <= max
 }
 
 function tooLarge(max: number): RingError {

@@ -10,7 +10,7 @@ import { registerOperatorCommand } from './operator-command.js'
 const program = new Command('ringkv')
   .description('ringkv: a Dynamo-style replicated key-value store on RocksDB')
   .version('0.1.0')
-  .showHelpAfterError('(run with --help for usage)')
+  .configureOutput({ outputError: (s, write) => write(`ringkv: ${s.replace(/^error: /, '').trim().split('\n').join(' ')} (run with --help for usage)\n`) })
   .exitOverride()
 
 registerNodeCommand(program)
