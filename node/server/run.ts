@@ -6,12 +6,16 @@ import { NodeRuntime } from './runtime.js'
 export async function runNode(cfg: NodeConfig): Promise<void> {
   const log = createLogger(cfg.logLevel, { node: cfg.name })
   const rt = await NodeRuntime.start(cfg, log)
-  let signals = 0
+  let first: NodeJS.Signals | undefined
   const onSignal = (sig: NodeJS.Signals) => {
-    if (++signals > 1) {
+    // Only the same signal again forces (Ctrl-C twice). A terminal's Ctrl-C reaches the whole
+    // process group, so under `ringkv dev` a node gets SIGINT and dev's SIGTERM at once: one stop.
+    if (first !== undefined) {
+      if (sig !== first) return
       log.warn({ sig }, 'second signal: exiting now')
       process.exit(130)
     }
+    first = sig
     rt.stop(sig).then(
       () => process.exit(0),
       (e) => {

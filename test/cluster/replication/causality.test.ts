@@ -11,7 +11,7 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { type TestCluster, type TestNode } from '../../helpers/cluster.js'
 import { CLOCK_SKEW_ENV } from '../../../node/replication/version.js'
-import { describe, ReplicaProbe, SLOW, startCluster } from './support.js'
+import { describe, hintsGone, ReplicaProbe, SLOW, startCluster } from './support.js'
 
 const HOUR = 3_600_000
 let cluster: TestCluster
@@ -37,15 +37,6 @@ async function restartSlow(skewMs: number): Promise<void> {
   await cluster.converged(SLOW.convergeMs)
 }
 
-async function hintsGone(): Promise<void> {
-  for (const n of cluster.nodes) {
-    for (let i = 0; (await cluster.admin(n).status()).hintsPending !== 0; i++) {
-      assert.ok(i < 100, `${n.spec.name} still holds hints`)
-      await new Promise((r) => setTimeout(r, 200))
-    }
-  }
-}
-
 async function assertEverywhere(key: string, value: string): Promise<void> {
   for (const n of cluster.nodes) {
     const r = await probe.read(n, key)
@@ -63,7 +54,7 @@ test('If-Match writes through a node an hour behind supersede versions it never 
   slow.start()
   await slow.ready(SLOW.readyMs)
   await cluster.converged(SLOW.convergeMs)
-  await hintsGone()
+  await hintsGone(cluster)
   const first = new Map<string, number>()
   for (const k of keys) {
     assert.is(await probe.read(slow, k), undefined, `${k}: the slow node never saw the first version`)

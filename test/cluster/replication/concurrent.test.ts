@@ -7,9 +7,9 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { waitFor, type TestCluster } from '../../helpers/cluster.js'
-import { compareVV, type VersionVector } from '../../../node/replication/version.js'
+import { compareVV } from '../../../node/replication/version.js'
 import { encodeRecord } from '../../../node/storage/codec.js'
-import { describe, metric, ReplicaProbe, startCluster } from './support.js'
+import { describe, metric, ReplicaProbe, startCluster, vvOfEtag } from './support.js'
 
 let cluster: TestCluster
 let probe: ReplicaProbe
@@ -24,10 +24,6 @@ test.after(async () => {
   await cluster?.destroy()
 })
 
-function vvOf(etag: string): VersionVector {
-  return JSON.parse(Buffer.from(etag.replace(/"/g, ''), 'base64url').toString('utf8'))
-}
-
 async function resolvedCount(): Promise<number> {
   let n = 0
   for (const node of cluster.nodes) n += await metric(node, 'ringkv_concurrent_versions_resolved')
@@ -41,7 +37,7 @@ test('a PUT answers with the ETag later reads return', async () => {
   byId.sort((x, y) => (x.id < y.id ? 1 : -1))
   for (const { n } of byId.slice(0, 2)) await n.kv.put('etag-stable', 'first', { consistency: 'all' })
   const etag = await byId[2]!.n.kv.put('etag-stable', 'second')
-  assert.is(Object.keys(vvOf(etag)).length, 3)
+  assert.is(Object.keys(vvOfEtag(etag)).length, 3)
   for (const n of cluster.nodes) {
     await waitFor(`${n.spec.name} to hold the second version`, async () => (await n.kv.get('etag-stable', { consistency: 'one' }))?.value.toString() === 'second', 5000, 50)
     assert.is((await n.kv.get('etag-stable', { consistency: 'one' }))?.etag, etag, `${n.spec.name}'s ETag`)
@@ -59,7 +55,7 @@ test('simultaneous writes from three coordinators converge to one version everyw
     keys.push(...batch)
     const etags = await Promise.all(batch.map((k) => Promise.all(cluster.nodes.map((n) => n.kv.put(k, `from ${n.spec.name}`)))))
     for (const e of etags) {
-      const vvs = e.map(vvOf)
+      const vvs = e.map(vvOfEtag)
       if (vvs.some((a, i) => vvs.some((b, j) => i < j && compareVV(a, b) === 'concurrent'))) concurrentKeys++
     }
   }

@@ -6,9 +6,9 @@
  */
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { waitFor, type TestCluster, type TestNode } from '../../helpers/cluster.js'
+import { type TestCluster, type TestNode } from '../../helpers/cluster.js'
 import { compareVV } from '../../../node/replication/version.js'
-import { describe, metric, ReplicaProbe, SLOW, startCluster } from './support.js'
+import { describe, hintsGone, metric, ReplicaProbe, SLOW, startCluster, vvOfEtag } from './support.js'
 
 let cluster: TestCluster
 let probe: ReplicaProbe
@@ -25,17 +25,6 @@ test.after(async () => {
   await cluster?.destroy()
 })
 
-function vvOf(etag: string): Record<string, number> {
-  return JSON.parse(Buffer.from(etag.replace(/^W\//, '').replace(/"/g, ''), 'base64url').toString('utf8'))
-}
-
-async function hintsGone(): Promise<void> {
-  await waitFor('expired hints dropped everywhere', async () => {
-    for (const n of cluster.nodes) if ((await cluster.admin(n).status()).hintsPending !== 0) return false
-    return true
-  }, 15_000, 200)
-}
-
 /** Kills `down`, lets `write` run against the rest, brings `down` back without its hints. */
 async function whileDown(down: TestNode[], write: () => Promise<void>): Promise<void> {
   await Promise.all(down.map((n) => n.kill9()))
@@ -43,7 +32,7 @@ async function whileDown(down: TestNode[], write: () => Promise<void>): Promise<
   for (const n of down) n.start()
   await Promise.all(down.map((n) => n.ready(SLOW.readyMs)))
   await cluster.converged(SLOW.convergeMs)
-  await hintsGone()
+  await hintsGone(cluster)
 }
 
 test('a QUORUM read repairs the stale replica it consulted', async () => {
@@ -86,11 +75,11 @@ test('two QUORUM reads in a row never go backwards after a write reached one rep
     const fresh = [rb, rc].filter((r) => r?.value.toString() === 'new').length
     assert.ok(fresh >= 1, `${k}: the replica the read consulted was repaired before the answer (b ${describe(rb)}, c ${describe(rc)})`)
     repairedReplicaSeen += fresh
-    let last = vvOf(first!.etag)
+    let last = vvOfEtag(first!.etag)
     for (const coord of [b, c, a, c, b]) {
       const r = await coord.kv.get(k)
       assert.is(r?.value.toString(), 'new', `${k} read through ${coord.spec.name} went backwards`)
-      const vv = vvOf(r!.etag)
+      const vv = vvOfEtag(r!.etag)
       assert.ok(['equal', 'after'].includes(compareVV(vv, last)), `${k}: ${JSON.stringify(vv)} is older than ${JSON.stringify(last)}`)
       last = vv
     }

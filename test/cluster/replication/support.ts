@@ -11,7 +11,8 @@ import { decodeRecord } from '../../../node/storage/codec.js'
 import type { StoredRecord } from '../../../node/storage/record.js'
 import { PeerClient } from '../../../node/transport/index.js'
 import { sameVersion } from '../../../node/replication/coordinator.js'
-import { TestCluster, type ClusterOptions, type TestNode } from '../../helpers/cluster.js'
+import type { VersionVector } from '../../../node/replication/version.js'
+import { TestCluster, waitFor, type ClusterOptions, type TestNode } from '../../helpers/cluster.js'
 
 /**
  * Reads a node's local record over the authenticated peer transport with the same
@@ -110,4 +111,17 @@ export async function startCluster(opts: ClusterOptions): Promise<TestCluster> {
     throw e
   }
   return cluster
+}
+
+/** The version vector an ETag carries (the API's ETag is the vector's JSON, base64url). */
+export function vvOfEtag(etag: string): VersionVector {
+  return JSON.parse(Buffer.from(etag.replace(/^W\//, '').replace(/"/g, ''), 'base64url').toString('utf8'))
+}
+
+/** Waits until no node holds hints (with a 1 ms hint window: until the expired ones are dropped). */
+export async function hintsGone(cluster: TestCluster, timeoutMs = 15_000): Promise<void> {
+  await waitFor('no hints left on any running node', async () => {
+    for (const n of cluster.nodes.filter((x) => x.running)) if ((await cluster.admin(n).status()).hintsPending !== 0) return false
+    return true
+  }, timeoutMs, 200)
 }
