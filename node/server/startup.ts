@@ -14,7 +14,11 @@ export function ensureWritableDir(dir: string): void {
     rmSync(probe)
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code ?? 'error'
-    throw new StartupError(`data dir ${dir} is not writable (${code}); fix its permissions or choose another --data-dir`)
+    if (code === 'ENOTDIR' || code === 'EEXIST') {
+      throw new StartupError(`data dir ${dir} cannot be a directory: it or a parent of it is a file (${code}); remove the file or choose another --data-dir`)
+    }
+    if (code === 'ENOSPC') throw new StartupError(`data dir ${dir} is on a full disk (ENOSPC); free space or choose another --data-dir`)
+    throw new StartupError(`data dir ${dir} is not writable (${code}); give the node's user write permission on it or choose another --data-dir`)
   }
 }
 

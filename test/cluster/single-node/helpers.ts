@@ -129,6 +129,8 @@ export function rawExchange(port: number): Promise<RawExchange> {
 export interface CliResult {
   code: number | null
   stdout: string
+  /** stdout as bytes */
+  out: Buffer
   stderr: string
   ms: number
 }
@@ -146,14 +148,15 @@ export function runCli(args: string[], o: { env?: Record<string, string | undefi
     // a prefix such as setpriv runs the node binary itself: prefix… node main.js args…
     const argv = [...(o.prefix ?? []), process.execPath, MAIN, ...args]
     const p = spawn(argv[0]!, argv.slice(1), { env, stdio: ['pipe', 'pipe', 'pipe'] })
-    let stdout = ''
+    const out: Buffer[] = []
     let stderr = ''
-    p.stdout.on('data', (d) => (stdout += d))
+    p.stdout.on('data', (d: Buffer) => out.push(d))
     p.stderr.on('data', (d) => (stderr += d))
     const t = setTimeout(() => p.kill('SIGKILL'), o.timeoutMs ?? 20_000)
     p.on('close', (code) => {
       clearTimeout(t)
-      resolve({ code, stdout, stderr, ms: performance.now() - started })
+      const bytes = Buffer.concat(out)
+      resolve({ code, stdout: bytes.toString('utf8'), out: bytes, stderr, ms: performance.now() - started })
     })
     p.stdin.end(o.input ?? '')
   })

@@ -25,12 +25,14 @@ function occupy(port: number): Promise<Server> {
   })
 }
 
-test('a data dir under a regular file: one line naming the dir and what to do', async () => {
+test('a data dir that is, or is under, a regular file: one line naming the dir and what to do', async () => {
   const file = join(dir, 'a-file')
   writeFileSync(file, 'x')
-  const r = await runCli(await nodeArgs(join(file, 'data')))
-  assertOneLine(r, new RegExp(`${join(file, 'data')}.*(choose another --data-dir|remove)`), 'data dir under a file')
-  assert.ok(r.ms < 10_000)
+  for (const dataDir of [join(file, 'data'), file]) {
+    const r = await runCli(await nodeArgs(dataDir))
+    assertOneLine(r, new RegExp(`data dir ${dataDir} cannot be a directory: it or a parent of it is a file .*remove the file or choose another --data-dir`), `data dir ${dataDir}`)
+    assert.ok(r.ms < 10_000)
+  }
 })
 
 test('a data dir the node’s user cannot write (mode 0500): one line, non-zero exit', async () => {
