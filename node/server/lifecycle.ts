@@ -1,5 +1,5 @@
 import type { AdminStatus } from '../client/admin-client.js'
-import { RingError } from '../errors.js'
+import { invariant, RingError } from '../errors.js'
 import type { Logger } from '../log.js'
 import { judgeConfirm, judgeStart, MOVING, seesAnswer, tokenDigest, type PeerAnswer, type SeesAnswer } from '../membership/agreement.js'
 import type { ClusterView } from '../membership/view.js'
@@ -166,13 +166,13 @@ export class Lifecycle {
       const s = this.stateNow
       if (s === 'LEAVING' || s === 'LEFT') return
       if (s !== 'AVAILABLE') throw new RingError('BAD_STATE', `node is ${s}; only an AVAILABLE node can be decommissioned`, { state: s })
-      this.refuseWhileBusy('decommission')
       const view = this.d.view
       const remaining = view.withState('AVAILABLE').filter((m) => m.hostId !== this.d.hostId).length
       if (remaining < this.d.rf) {
         throw new RingError('WOULD_LOSE_REPLICAS', `only ${remaining} nodes would remain for replication factor ${this.d.rf}; add a node first`, { remaining, replicationFactor: this.d.rf })
       }
       await this.checkStart()
+      this.refuseWhileBusy('decommission')
       this.progress = { rangesTotal: 0, rangesDone: 0, bytes: 0 }
       this.stateNow = 'LEAVING'
       await this.d.publish('LEAVING', this.tokensNow)
@@ -208,6 +208,7 @@ export class Lifecycle {
 
   private async bootstrap(): Promise<void> {
     this.progress = { rangesTotal: 0, rangesDone: 0, bytes: 0 }
+    await this.awaitView()
     const lost = await this.confirm('BOOTSTRAPPING')
     if (lost) {
       this.stateNow = 'JOINING'
@@ -216,6 +217,7 @@ export class Lifecycle {
       throw new RingError('BAD_STATE', lost)
     }
     const view = this.d.view
+    invariant(view.ring.size > 0, 'bootstrapping against an empty ring')
     const mv = pendingRanges(view.ring, view.futureRing, this.d.rf).get(this.d.hostId)
     const gained = mv?.gained ?? []
     this.progress.rangesTotal = gained.length
@@ -231,6 +233,7 @@ export class Lifecycle {
 
   private async leave(): Promise<void> {
     this.progress = { rangesTotal: 0, rangesDone: 0, bytes: 0 }
+    await this.awaitView()
     const lost = await this.confirm('LEAVING')
     if (lost) {
       this.stateNow = 'AVAILABLE'
@@ -333,6 +336,26 @@ export class Lifecycle {
         this.d.log.info({ waitingFor: v.waitingFor }, `waiting for every live node to see this node ${state}`)
       }
       await sleep(Math.min(this.d.gossipIntervalMs, 500))
+    }
+  }
+
+  /**
+   * Waits until gossip has given us the ring the peers have. A move resumed after a restart
+   * starts with an empty view: computed from it, a bootstrap would find no sources and a leave
+   * would find nobody to hand its ranges to (and call itself LEFT with the data still here).
+   */
+  private async awaitView(): Promise<void> {
+    let lastLog = Date.now()
+    for (;;) {
+      if (this.settledSinceStart() && this.d.view.all().some((m) => m.hostId !== this.d.hostId && m.up)) {
+        const v = judgeStart(this.d.view, await this.askPeers())
+        if (v.ok || 'busy' in v) return
+      }
+      if (Date.now() - lastLog > 10_000) {
+        lastLog = Date.now()
+        this.d.log.info('waiting for gossip to show the cluster before resuming the move')
+      }
+      await sleep(Math.min(this.d.gossipIntervalMs, 250))
     }
   }
 
