@@ -3,7 +3,7 @@ import type { Engine } from './engine.js'
 import type { StoredRecord } from './record.js'
 import { RocksEngine, type RocksEngineOptions } from './rocks-engine.js'
 import { WriteQueue, type WriteStats } from './write-queue.js'
-import { decodeHint, decodeRecord, encodeHint, encodeRecord } from './codec.js'
+import { RECORD_FORMAT, decodeHint, decodeRecord, encodeHint, encodeRecord } from './codec.js'
 import { allDataBounds, allHintBounds, dataKey, hintBounds, hintKey, metaKey, parseDataKey, parseHintKey, rangeBounds } from './keys.js'
 import { resolve } from '../replication/resolve.js'
 import { KeyedLock } from '../util/keyed-lock.js'
@@ -216,6 +216,8 @@ export class Store {
       batch = []
     }
     for await (const [dk, raw] of this.engine.iterate(allDataBounds())) {
+      // flags byte 0 (codec.ts): neither a tombstone nor expiring, so no need to decode
+      if (raw[0] === RECORD_FORMAT && raw[1] === 0) continue
       const at = settledAt(decodeRecord(raw))
       if (at === undefined || at >= olderThanMs) continue
       batch.push([dk, raw])

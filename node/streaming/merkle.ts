@@ -212,13 +212,15 @@ export function diffLeaves(a: MerkleTree, b: MerkleTree): number[] {
  * machine: ask next() which remote hashes to fetch, feed them to receive(), repeat until
  * next() is undefined; then `differing` lists the leaves. Each question descends up to `step`
  * levels below the nodes that still differ, so a walk costs about depth/step round trips and
- * bytes in proportion to the differences, not to the tree.
+ * bytes in proportion to the differences, not to the tree. A differing subtree that is empty
+ * on either side is not descended: all of its leaves differ (a replica that lost everything
+ * costs one question, not the whole tree).
  */
 export class TreeComparison {
   private level = 0
-  private pending: number[]
+  private pending: number[] = []
   private asked: { level: number; indices: number[] } | undefined
-  private leaves: number[] = []
+  private found: number[] = []
 
   constructor(
     private readonly local: MerkleTree,
@@ -227,8 +229,7 @@ export class TreeComparison {
   ) {
     invariant(Number.isInteger(step) && step >= 1, 'step must be a positive integer')
     invariant(remoteRoot.length === HASH_BYTES, 'remote root is not a hash')
-    this.pending = local.root.equals(remoteRoot) ? [] : [0]
-    if (local.depth === 0) this.settle()
+    if (!local.root.equals(remoteRoot)) this.differs(0, 0, remoteRoot)
   }
 
   next(): { level: number; indices: number[] } | undefined {
@@ -247,19 +248,28 @@ export class TreeComparison {
     invariant(q, 'receive() without a question')
     invariant(Buffer.isBuffer(hashes) && hashes.length === q.indices.length * HASH_BYTES, `expected ${q.indices.length} hashes`)
     this.asked = undefined
-    this.pending = q.indices.filter((ix, k) => !this.local.hash(q.level, ix).equals(hashes.subarray(k * HASH_BYTES, (k + 1) * HASH_BYTES)))
+    this.pending = []
     this.level = q.level
-    if (this.level === this.local.depth) this.settle()
+    q.indices.forEach((ix, k) => {
+      const remote = hashes.subarray(k * HASH_BYTES, (k + 1) * HASH_BYTES)
+      if (!this.local.hash(q.level, ix).equals(remote)) this.differs(q.level, ix, remote)
+    })
   }
 
   /** Differing leaves in ascending order; complete once next() returns undefined. */
   get differing(): number[] {
-    return this.leaves
+    return [...this.found].sort((a, b) => a - b)
   }
 
-  private settle(): void {
-    this.leaves = this.pending
-    this.pending = []
+  private differs(level: number, index: number, remote: Buffer): void {
+    const height = this.local.depth - level
+    const empty = EMPTY[height]!
+    if (height > 0 && !remote.equals(empty) && !this.local.hash(level, index).equals(empty)) {
+      this.pending.push(index)
+      return
+    }
+    const n = 2 ** height
+    for (let i = index * n; i < (index + 1) * n; i++) this.found.push(i)
   }
 }
 

@@ -193,7 +193,7 @@ class Session {
     const localP = reuse ? Promise.resolve(reuse) : buildTree(store, range, depth, settledBefore)
     localP.catch(() => {})
     const remote = await transport.request<TreeReply>(this.address, MSG.TREE, { start: range.start, end: range.end, depth, settledBefore }, { timeoutMs: 300_000 })
-    this.received(remote.root.length + 64)
+    this.received(remote.root.length + remote.session.length + 16)
     try {
       // The peer may hold settled records we would skip (it had no clean repair since): then
       // both sides compare with its earlier cutoff.

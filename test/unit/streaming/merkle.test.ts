@@ -168,6 +168,27 @@ test('top-down comparison: round trips ~ depth/step, hashes fetched ~ difference
   assert.is(new TreeComparison(a, a.root).next(), undefined)
 })
 
+test('a subtree empty on either side is not descended: all of its leaves differ at once', () => {
+  const depth = 8
+  const full = tree(WHOLE, depth, records(3000))
+  const empty = tree(WHOLE, depth, [])
+  for (const [x, y] of [[full, empty], [empty, full]] as const) {
+    const cmp = new TreeComparison(x, y.root)
+    assert.is(cmp.next(), undefined)
+    assert.equal(cmp.differing, Array.from({ length: 256 }, (_, i) => i))
+  }
+  // the lower half of the ring lost: one question, then the half's leaves
+  const upper = tree(WHOLE, depth, records(3000).filter((r) => r.token >= 1n << 63n))
+  const cmp = new TreeComparison(upper, full.root)
+  let questions = 0
+  for (let q = cmp.next(); q; q = cmp.next()) {
+    questions++
+    cmp.receive(full.hashes(q.level, q.indices))
+  }
+  assert.is(questions, 1)
+  assert.equal(cmp.differing, Array.from({ length: 128 }, (_, i) => i))
+})
+
 test('leafRuns groups consecutive leaves', () => {
   assert.equal(leafRuns([]), [])
   assert.equal(leafRuns([1, 2, 3, 7, 9, 10]), [[1, 3], [7, 7], [9, 10]])
