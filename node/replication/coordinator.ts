@@ -4,7 +4,7 @@ import type { StoredRecord } from '../storage/record.js'
 import { KeyedLock } from '../util/keyed-lock.js'
 import { planRead, planWrite, WriteRound, type RoundOutcome } from './rounds.js'
 import { canonicalVV, resolve } from './resolve.js'
-import { compareVV, incrementVV, mergeVV, type HlcClock } from './version.js'
+import { compareVV, incrementVV, mergeVV, type HlcClock, type VersionVector } from './version.js'
 
 /** Where a key lives right now, as this node's ring and failure detector see it. */
 export interface Topology {
@@ -62,6 +62,7 @@ export class Coordinator {
     }
     const plan = planWrite(natural, pending, (id) => id === topology.selfId || topology.isUp(id), cl, topology.rf)
     const round = new WriteRound(new Set(natural), plan)
+    if (w.context) await this.catchUp(key, w.context, plan.send)
     return new Promise<StoredRecord>((resolvePromise, reject) => {
       let answered = false
       let rec: StoredRecord | undefined
@@ -149,6 +150,9 @@ export class Coordinator {
     const { local, clock, topology } = this.o
     return this.mint.run(key.toString('latin1'), async () => {
       const cur = await local.get(key)
+      // Stamped after the version it supersedes, whatever this node's clock says (it may have
+      // restarted, or received that version by repair, without observing its timestamp).
+      if (cur) clock.observe(cur.ts)
       let base = cur?.vv ?? {}
       if (w.context) base = mergeVV(base, w.context)
       const rec: StoredRecord = {
@@ -164,6 +168,48 @@ export class Coordinator {
       const r = await local.apply(key, rec)
       if (r.concurrent) this.o.hooks?.onConcurrent?.()
       return r.stored
+    })
+  }
+
+  /**
+   * A client's If-Match may name versions this replica has not received yet (the client read
+   * them through another replica). The new version must be stamped after them: resolution
+   * orders versions by vector first and HLC second, which is only consistent (associative,
+   * the same on every replica whatever the arrival order) while HLC order extends causal
+   * order. Otherwise a superseding version with an older HLC can, meeting a third concurrent
+   * one, bring the superseded write back. The ETag carries no timestamp to observe, so fetch
+   * the versions from the other replicas — only in this case, and for at most half the
+   * request timeout; a context nobody can produce (all its holders down) is used as is.
+   */
+  private catchUp(key: Buffer, context: VersionVector, replicas: string[]): Promise<void> {
+    const { topology, channel, local, timeoutMs } = this.o
+    const covered = async () => {
+      const cur = await local.get(key)
+      return !!cur && ['after', 'equal'].includes(compareVV(cur.vv, context))
+    }
+    return covered().then((ok) => {
+      const peers = replicas.filter((id) => id !== topology.selfId)
+      if (ok || peers.length === 0) return
+      return new Promise<void>((done) => {
+        let left = peers.length
+        const timer = setTimeout(done, timeoutMs / 2)
+        const finish = () => {
+          clearTimeout(timer)
+          done()
+        }
+        for (const id of peers) {
+          channel
+            .read(id, key, timeoutMs / 2)
+            .then(async (rec) => {
+              if (rec) await this.applyReplica(key, rec)
+              if (await covered()) finish()
+            })
+            .catch(() => {})
+            .finally(() => {
+              if (--left === 0) finish()
+            })
+        }
+      })
     })
   }
 

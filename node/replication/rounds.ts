@@ -45,17 +45,23 @@ export function planWrite(natural: string[], pending: string[], isUp: (id: strin
 
 export type RoundOutcome = { done: false } | { done: true; ok: true } | { done: true; ok: false; error: RingError }
 
-/** Counts acks of natural replicas; ready once blockFor acked, failed once that is impossible. */
+/**
+ * Counts acks of the natural replicas the write was sent to; ready once blockFor acked, failed
+ * as soon as that became impossible (a hinted replica was never sent the write and cannot ack),
+ * answered exactly once. Acks of anyone else — a replica that got a hint, a pending replica, a
+ * second ack of the same replica — change nothing: hints and pending replicas are not replicas.
+ */
 export class WriteRound {
+  /** natural replicas that were sent the write: the only acks that count */
+  private readonly counted: ReadonlySet<string>
   private readonly acked = new Set<string>()
   private readonly failed = new Set<string>()
   private settled = false
 
-  constructor(
-    private readonly natural: ReadonlySet<string>,
-    private readonly plan: WritePlan,
-  ) {
+  constructor(natural: ReadonlySet<string>, private readonly plan: WritePlan) {
     invariant(plan.blockFor <= natural.size, 'blockFor cannot exceed the natural replicas')
+    this.counted = new Set(plan.send.filter((id) => natural.has(id)))
+    invariant(this.counted.size >= plan.blockFor, 'a plan sends to at least blockFor natural replicas')
   }
 
   get acks(): number {
@@ -63,17 +69,18 @@ export class WriteRound {
   }
 
   ack(id: string): RoundOutcome {
-    if (this.natural.has(id)) this.acked.add(id)
+    if (this.counted.has(id) && !this.failed.has(id)) this.acked.add(id)
     return this.outcome()
   }
 
   fail(id: string): RoundOutcome {
-    if (this.natural.has(id)) this.failed.add(id)
+    if (this.counted.has(id) && !this.acked.has(id)) this.failed.add(id)
     return this.outcome()
   }
 
-  /** The deadline passed: answer now with whatever arrived. */
+  /** The deadline passed: answer now with whatever arrived (nothing, if already answered). */
   timeout(): RoundOutcome {
+    if (this.settled) return { done: false }
     if (this.acked.size >= this.plan.blockFor) return this.settle({ done: true, ok: true })
     return this.settle({ done: true, ok: false, error: this.timeoutError() })
   }
@@ -85,7 +92,7 @@ export class WriteRound {
   private outcome(): RoundOutcome {
     if (this.settled) return { done: false }
     if (this.acked.size >= this.plan.blockFor) return this.settle({ done: true, ok: true })
-    const reachable = this.natural.size - this.failed.size
+    const reachable = this.counted.size - this.failed.size
     if (reachable < this.plan.blockFor) {
       return this.settle({
         done: true,
