@@ -144,7 +144,9 @@ export class Repairer {
       stats.rangesDone++
       progress()
     }
-    stats.clean = stats.failed === 0
+    // A run is clean only if it covered the ring as it still is: a plan that changed under it
+    // (a node joined or left) may have missed a replica.
+    stats.clean = stats.failed === 0 && !view.rangesPending && samePlan(plan, repairPlan(view.ring, this.o.hostId, this.o.rf))
     stats.bytes = stats.bytesIn + stats.bytesOut
     if (stats.clean) {
       await this.o.store.putMeta(META_CLEAN_AT, Buffer.from(String(startedAt)))
@@ -168,6 +170,11 @@ export function repairPlan(ring: Ring, hostId: string, rf: number): { range: Ran
     groups.set(k, g)
   }
   return [...groups.values()].flatMap((g) => mergeContiguous(g.ranges).map((range) => ({ range, replicas: g.replicas })))
+}
+
+function samePlan(a: ReturnType<typeof repairPlan>, b: ReturnType<typeof repairPlan>): boolean {
+  const key = (p: ReturnType<typeof repairPlan>) => p.map((x) => `${x.range.start}:${x.range.end}:${x.replicas.join(',')}`).sort().join('|')
+  return key(a) === key(b)
 }
 
 /** One range compared with one replica, from this node's side. */

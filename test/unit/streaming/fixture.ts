@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { ClusterView, type MemberInfo } from '../../../node/membership/view.js'
 import type { StoredRecord } from '../../../node/storage/record.js'
 import { Store } from '../../../node/storage/store.js'
-import { Repairer } from '../../../node/streaming/repair.js'
+import { Repairer, type RepairProgress } from '../../../node/streaming/repair.js'
 import { tokenOf } from '../../../node/ring/token.js'
 import { createRng } from '../../../node/util/rng.js'
 import { memoryLogger, startPeer, type PeerNode } from '../transport/fixture.js'
@@ -20,6 +20,8 @@ export interface Replica {
   bytesIn: number
   /** the clock its Repairer reads */
   clock: { now: number }
+  /** called with its Repairer's progress reports */
+  onProgress?: (p: RepairProgress) => void
 }
 
 export interface ReplicaSetOptions {
@@ -57,6 +59,7 @@ export class ReplicaSet {
         tombstoneGraceMs: opts.graceMs ?? 10 * 24 * 3600_000,
         depth: opts.depth ?? 12,
         now: () => clock.now,
+        onProgress: (p) => r.onProgress?.(p),
       })
       r.repairer.register()
       set.replicas.push(r)
@@ -71,6 +74,12 @@ export class ReplicaSet {
   /** Marks a replica up or down in every view (the failure detector's verdict). */
   setUp(hostId: string, up: boolean): void {
     this.members = this.members.map((m) => (m.hostId === hostId ? { ...m, up } : m))
+    this.publish()
+  }
+
+  /** Gives a replica new tokens in every view (a ring change). */
+  setTokens(hostId: string, tokens: bigint[]): void {
+    this.members = this.members.map((m) => (m.hostId === hostId ? { ...m, tokens } : m))
     this.publish()
   }
 

@@ -175,6 +175,22 @@ test('a replica that is down makes the run unclean; the others still repair', as
   }
 })
 
+test('a run during which the ring changed is not clean (its plan may have missed a replica)', async () => {
+  const set = await ReplicaSet.start({ nodes: 4, rf: 2 })
+  try {
+    const [a, , , d] = set.replicas
+    a!.onProgress = (p) => {
+      if (p.rangesDone === 0) set.setTokens(d!.hostId, [1n, 2n, 3n, 4n])
+    }
+    const s = await a!.repairer.repair()
+    assert.equal([s.failed, s.clean], [0, false])
+    a!.onProgress = undefined
+    assert.ok((await a!.repairer.repair()).clean)
+  } finally {
+    await set.close()
+  }
+})
+
 test('tombstones: a missed delete is repaired, never purged before the grace, nor while a replica may miss it', async () => {
   const GRACE = 60_000
   const set = await ReplicaSet.start({ nodes: 3, rf: 3, graceMs: GRACE })
