@@ -103,6 +103,11 @@ export class Lifecycle {
     if (state === 'LEAVING') this.background('decommission', () => this.leave())
   }
 
+  /** Repair reports its ranges and bytes here while the admin operation runs. */
+  setRepairProgress(p: { rangesTotal: number; rangesDone: number; bytes: number }): void {
+    if (this.op?.type === 'repair' && this.op.phase === 'running') this.progress = { ...p }
+  }
+
   status(up: boolean, hintsPending: number): AdminStatus {
     return {
       name: this.d.name,

@@ -95,7 +95,17 @@ export class NodeRuntime {
       },
     })
     const hints = new HintDelivery({ store, transport, view, log: log.child({ sub: 'hints' }), onDelivered: () => metrics.hintsReplayed.add(1) })
-    const repairer = new Repairer({ hostId, rf: cfg.replicationFactor, store, transport, view, log: log.child({ sub: 'repair' }), onBytes: (n) => metrics.streamedBytes.add(n) })
+    const repairer = new Repairer({
+      hostId,
+      rf: cfg.replicationFactor,
+      store,
+      transport,
+      view,
+      log: log.child({ sub: 'repair' }),
+      tombstoneGraceMs: cfg.tombstoneGraceMs,
+      onBytes: (n) => metrics.streamedBytes.add(n),
+      onProgress: (p) => rt?.lifecycle.setRepairProgress(p),
+    })
     let rt: NodeRuntime | undefined
     const lifecycle = new Lifecycle({
       hostId,
