@@ -11,7 +11,7 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { type TestCluster, type TestNode } from '../../helpers/cluster.js'
 import { CLOCK_SKEW_ENV } from '../../../node/replication/version.js'
-import { describe, hintsGone, ReplicaProbe, SLOW, startCluster } from './support.js'
+import { ReplicaProbe, SLOW, describe, startCluster, whileDown } from './support.js'
 
 const HOUR = 3_600_000
 let cluster: TestCluster
@@ -45,16 +45,6 @@ async function assertEverywhere(key: string, value: string): Promise<void> {
   }
 }
 
-/** Kills `down`, runs `fn`, brings them back (their hints expire: 1 ms window). */
-async function whileDown(down: TestNode[], fn: () => Promise<void>): Promise<void> {
-  await Promise.all(down.map((n) => n.kill9()))
-  await fn()
-  for (const n of down) n.start()
-  await Promise.all(down.map((n) => n.ready(SLOW.readyMs)))
-  await cluster.converged(SLOW.convergeMs)
-  await hintsGone(cluster)
-}
-
 test('the slow node really stamps with a clock an hour behind', async () => {
   await restartSlow(-HOUR)
   await slow.kv.put('slow-clock', 'x')
@@ -65,7 +55,7 @@ test('the slow node really stamps with a clock an hour behind', async () => {
 test('If-Match through the slow node supersedes a version it never saw: it fetches it and stamps after it', async () => {
   const keys = Array.from({ length: 8 }, (_, i) => `causal-${i}`)
   // The versions to supersede are written while the slow node is down: it never sees them.
-  await whileDown([slow], async () => {
+  await whileDown(cluster, [slow], async () => {
     for (const k of keys) await fast.kv.put(k, 'written by the correct clock')
   })
   for (const k of keys) {
@@ -87,13 +77,13 @@ test('If-Match through the slow node wins by causality alone when it cannot see 
   const first = new Map<string, number>()
   // The slow node misses the first versions, and later their holders are dead when it
   // supersedes them: nothing can show them to it, so its versions carry its own, older clock.
-  await whileDown([slow], async () => {
+  await whileDown(cluster, [slow], async () => {
     for (const k of keys) {
       etags.set(k, await fast.kv.put(k, 'written by the correct clock'))
       first.set(k, (await probe.read(fast, k))!.ts.wall)
     }
   })
-  await whileDown([fast, other], async () => {
+  await whileDown(cluster, [fast, other], async () => {
     for (const k of keys) await slow.kv.put(k, 'supersedes it from the slow clock', { consistency: 'one', ifMatch: etags.get(k)! })
   })
   for (const k of keys) {

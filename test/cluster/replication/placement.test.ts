@@ -5,7 +5,7 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { type TestCluster, waitFor } from '../../helpers/cluster.js'
-import { ReplicaProbe, SLOW, describe, ringOf, sameRecord, startCluster } from './support.js'
+import { ReplicaProbe, describe, ringOf, sameRecord, startCluster } from './support.js'
 
 let cluster: TestCluster
 let probe: ReplicaProbe

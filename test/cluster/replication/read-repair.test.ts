@@ -8,7 +8,7 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { type TestCluster, type TestNode } from '../../helpers/cluster.js'
 import { compareVV } from '../../../node/replication/version.js'
-import { describe, hintsGone, metric, ReplicaProbe, SLOW, startCluster, vvOfEtag } from './support.js'
+import { ReplicaProbe, describe, metric, startCluster, vvOfEtag, whileDown } from './support.js'
 
 let cluster: TestCluster
 let probe: ReplicaProbe
@@ -25,20 +25,10 @@ test.after(async () => {
   await cluster?.destroy()
 })
 
-/** Kills `down`, lets `write` run against the rest, brings `down` back without its hints. */
-async function whileDown(down: TestNode[], write: () => Promise<void>): Promise<void> {
-  await Promise.all(down.map((n) => n.kill9()))
-  await write()
-  for (const n of down) n.start()
-  await Promise.all(down.map((n) => n.ready(SLOW.readyMs)))
-  await cluster.converged(SLOW.convergeMs)
-  await hintsGone(cluster)
-}
-
 test('a QUORUM read repairs the stale replica it consulted', async () => {
   const key = 'repair-me'
   await a.kv.put(key, 'v1', { consistency: 'all' })
-  await whileDown([c], async () => {
+  await whileDown(cluster, [c], async () => {
     await a.kv.put(key, 'v2')
   })
   const stale = await probe.read(c, key)
@@ -57,7 +47,7 @@ test('two QUORUM reads in a row never go backwards after a write reached one rep
   const keys = Array.from({ length: 24 }, (_, i) => `monotonic-${i}`)
   for (const k of keys) await a.kv.put(k, 'old', { consistency: 'all' })
   // Only a gets the new versions: b and c are dead, ONE succeeds on a alone.
-  await whileDown([b, c], async () => {
+  await whileDown(cluster, [b, c], async () => {
     for (const k of keys) await a.kv.put(k, 'new', { consistency: 'one' })
   })
   for (const k of keys) {

@@ -125,3 +125,17 @@ export async function hintsGone(cluster: TestCluster, timeoutMs = 15_000): Promi
     return true
   }, timeoutMs, 200)
 }
+
+/**
+ * Kills `down` with SIGKILL, runs `fn` against the rest, restarts them and waits until the
+ * cluster has converged and no hints are left (with a 1 ms hint window the hints expire, so
+ * the returning nodes really missed what `fn` wrote).
+ */
+export async function whileDown(cluster: TestCluster, down: TestNode[], fn: () => Promise<void>): Promise<void> {
+  await Promise.all(down.map((n) => n.kill9()))
+  await fn()
+  for (const n of down) n.start()
+  await Promise.all(down.map((n) => n.ready(SLOW.readyMs)))
+  await cluster.converged(SLOW.convergeMs)
+  await hintsGone(cluster)
+}
