@@ -56,7 +56,9 @@ export class TransportChannel implements ReplicaChannel {
 
   async forwardWrite(hostId: string, key: Buffer, w: ClientWrite, cl: Consistency, timeoutMs: number): Promise<StoredRecord> {
     const req: ForwardWriteReq = { key, cl, ...w }
-    const r = await this.call<{ rec: Buffer }>(hostId, MSG.forwardWrite, req, timeoutMs + 1000)
+    // The replica coordinating it may first spend up to half a timeout fetching the If-Match
+    // versions it lacks (Coordinator.catchUp), then a whole one waiting for acks.
+    const r = await this.call<{ rec: Buffer }>(hostId, MSG.forwardWrite, req, Math.ceil(timeoutMs * 1.5) + 1000)
     return decodeRecord(r.rec)
   }
 

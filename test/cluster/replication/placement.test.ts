@@ -61,4 +61,24 @@ test('a delete replicates as a tombstone to every replica', async () => {
   assert.is(await cluster.nodes[2]!.kv.get(k), undefined)
 })
 
+test('forwarded writes and reads keep working at QUORUM while a replica is dead', async () => {
+  const { ring, hostIds } = await ringOf(cluster, cluster.nodes)
+  const victim = cluster.nodes[3]!
+  await victim.kill9()
+  const live = cluster.nodes.slice(0, 3)
+  let forwardedToDead = 0
+  // Right after the kill, before anyone noticed: a coordinator that is not a replica may try
+  // the dead one first and must move on to a live replica.
+  for (let i = 0; i < 40; i++) {
+    const k = `forwarded-${i}`
+    const coord = live[i % 3]!
+    const replicas = ring.replicasForKey(Buffer.from(k), 3).map((h) => hostIds.get(h)!)
+    if (!replicas.includes(coord.spec.name) && replicas.includes(victim.spec.name)) forwardedToDead++
+    await coord.kv.put(k, `f${i}`)
+    assert.is((await live[(i + 1) % 3]!.kv.get(k))?.value.toString(), `f${i}`)
+  }
+  console.log(`    ${forwardedToDead} of 40 writes were forwarded by a non-replica for a key the dead node replicates`)
+  assert.ok(forwardedToDead > 0, 'the scenario forwards for keys of the dead node')
+})
+
 test.run()
