@@ -12,6 +12,7 @@
  *     phi?: PhiOptions; leftRetentionMs?: how long a LEFT endpoint is kept (3 days)
  *     pauseGraceMs?: a gap between our own ticks longer than this means *we* were paused;
  *                    nobody is convicted for that silence (default 5 s)
+ *     probeIntervalMs?: least time between two pings to one down endpoint (default 0.5 s)
  *   gossiper.tick(now): Outbound[]               once per gossip interval (1 s)
  *   gossiper.receive(from, msg, now): Outbound[] `msg` is parsed/validated here
  *   gossiper.setLocal(key, value)                bumps that entry's version; spreads on next ticks
@@ -35,10 +36,15 @@
  * endpoint's history: if it has tokens of version 7 it has everything the sender had at 7.
  * Set TOKENS before STATE and every node sees the tokens no later than the state.
  *
- * Liveness: a newer heartbeat (learned directly or not) feeds the endpoint's phi detector and
- * marks it up; tick() marks endpoints down whose phi passes the threshold. A first sighting
- * starts down (the news may be old) and goes up when a newer heartbeat follows; a newer
- * generation replaces the old incarnation's state entirely and is up at once.
+ * Liveness: a newer heartbeat (learned directly or not) feeds the endpoint's phi detector;
+ * tick() marks endpoints down whose phi passes the threshold. Down -> up needs a sign of life
+ * from the endpoint itself: a newer heartbeat of a down endpoint (or a first sighting) only
+ * triggers a ping to its address (again on later ticks while such news keeps coming, at most
+ * one per probeIntervalMs), and its pong marks it up.
+ * Gossip relayed after a partition heals carries heartbeats that may be long stale; trusting
+ * them would mark a node up that died meanwhile, until phi convicted it again. A newer
+ * generation replaces the old incarnation's state entirely and is up at once (a process that
+ * restarted is news by construction).
  *
  * LEFT: an endpoint whose state is LEFT is kept (and gossiped) for leftRetentionMs from when
  * this node learned it, then removed; its (hostId, generation) is remembered for as long
@@ -91,6 +97,7 @@ export interface GossiperOptions {
   phi?: PhiOptions
   leftRetentionMs?: number
   pauseGraceMs?: number
+  probeIntervalMs?: number
   /** application state to publish from the start (versions in insertion order) */
   app?: Record<string, string>
 }
@@ -133,6 +140,7 @@ interface Endpoint {
   up: boolean
   detector: PhiAccrualDetector | undefined
   leftAt: number | undefined
+  probedAt: number | undefined
 }
 
 export class Gossiper {
@@ -146,6 +154,9 @@ export class Gossiper {
   private readonly phiOptions: PhiOptions
   private readonly leftRetentionMs: number
   private readonly pauseGraceMs: number
+  private readonly probeIntervalMs: number
+  /** pings decided while handling a message, sent with its reply */
+  private probes: Outbound[] = []
   private readonly eps = new Map<string, Endpoint>()
   private readonly removed = new Map<string, { generation: number; at: number }>()
   private readonly me: Endpoint
@@ -168,6 +179,7 @@ export class Gossiper {
     this.phiOptions = options.phi ?? {}
     this.leftRetentionMs = options.leftRetentionMs ?? THREE_DAYS_MS
     this.pauseGraceMs = options.pauseGraceMs ?? 5000
+    this.probeIntervalMs = options.probeIntervalMs ?? 500
     this.me = {
       hostId: self.hostId,
       address: self.address,
@@ -178,6 +190,7 @@ export class Gossiper {
       up: true,
       detector: undefined,
       leftAt: undefined,
+      probedAt: undefined,
     }
     this.eps.set(self.hostId, this.me)
     for (const [k, v] of Object.entries(options.app ?? {})) this.setLocal(k, v)
@@ -263,15 +276,39 @@ export class Gossiper {
       // After our own stall every peer looks silent; that silence says nothing about them.
       if (paused) ep.detector.rearm(now)
       else if (ep.up && !ep.detector.isAvailable(now)) this.setUp(ep, false)
+      // A down endpoint with recent heartbeats may be back: keep asking until it answers
+      // or the news goes stale.
+      else if (!ep.up && ep.detector.isAvailable(now)) this.probe(ep, now)
     }
     this.expire(now)
-    return this.pickTargets().map((to) => ({ to, msg: this.syn() }))
+    const out: Outbound[] = this.pickTargets().map((to) => ({ to, msg: this.syn() }))
+    out.push(...this.probes)
+    this.probes = []
+    return out
   }
 
   receive(from: string, raw: unknown, now: number): Outbound[] {
     const msg = parseGossipMessage(raw)
     if (msg.cluster !== this.cluster) return []
+    const out = this.handle(from, msg, now)
+    if (this.probes.length === 0) return out
+    const probes = this.probes
+    this.probes = []
+    return [...out, ...probes]
+  }
+
+  private handle(from: string, msg: GossipMessage, now: number): Outbound[] {
     switch (msg.type) {
+      case 'ping':
+        return [{ to: from, msg: { type: 'pong', cluster: this.cluster, sender: this.hostId, generation: this.generation } }]
+      case 'pong': {
+        const ep = this.eps.get(msg.sender)
+        if (ep && ep !== this.me && ep.generation === msg.generation && !ep.up) {
+          ep.detector!.heartbeat(now)
+          this.setUp(ep, true)
+        }
+        return []
+      }
       case 'syn':
         return [{ to: from, msg: this.onSyn(msg.digests) }]
       case 'ack': {
@@ -345,7 +382,7 @@ export class Gossiper {
     if (d.heartbeat > ep.heartbeat) {
       ep.heartbeat = d.heartbeat
       ep.detector!.heartbeat(now)
-      if (!ep.up) this.setUp(ep, true)
+      if (!ep.up) this.probe(ep, now)
     }
     for (const [key, value, version] of d.app) {
       const cur = ep.app.get(key)
@@ -367,6 +404,7 @@ export class Gossiper {
       up: false,
       detector: new PhiAccrualDetector(this.phiOptions),
       leftAt: undefined,
+      probedAt: undefined,
     }
     ep.detector!.heartbeat(now)
     this.eps.set(ep.hostId, ep)
@@ -383,6 +421,14 @@ export class Gossiper {
       if (previous !== value) this.onChanged(ep, key, value, previous, now)
       else if (key === APP.STATE && value === 'LEFT') ep.leftAt = now
     }
+    if (!ep.up) this.probe(ep, now)
+  }
+
+  private probe(ep: Endpoint, now: number): void {
+    if (ep.app.get(APP.STATE)?.value === 'LEFT' || ep.address === this.address) return
+    if (ep.probedAt !== undefined && now - ep.probedAt < this.probeIntervalMs) return
+    ep.probedAt = now
+    this.probes.push({ to: ep.address, msg: { type: 'ping', cluster: this.cluster, sender: this.hostId, generation: this.generation } })
   }
 
   private onChanged(ep: Endpoint, key: string, value: string, previous: string | undefined, now: number): void {

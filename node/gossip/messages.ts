@@ -5,10 +5,12 @@
  * Public API:
  *   type Digest = [hostId, generation, maxVersion]
  *   interface EndpointDelta { id, address, generation, heartbeat, since, app: [key, value, version][] }
- *   type GossipMessage = GossipSyn | GossipAck | GossipAck2
+ *   type GossipMessage = GossipSyn | GossipAck | GossipAck2 | GossipPing | GossipPong
  *     syn:  { type: 'syn', cluster, digests }                       "this is what I have"
  *     ack:  { type: 'ack', cluster, requests, deltas, removed }     "send me these; take these"
  *     ack2: { type: 'ack2', cluster, deltas }                       "here is what you asked for"
+ *     ping: { type: 'ping', cluster, sender, generation }           "are you there?"
+ *     pong: { type: 'pong', cluster, sender, generation }           "yes, this incarnation is"
  *   parseGossipMessage(raw: unknown): GossipMessage   validates shape; RingError BAD_REQUEST
  *   encodeGossipMessage(msg): Buffer / decodeGossipMessage(buf): GossipMessage   (JSON)
  *   encodeTokens(bigint[]): string / decodeTokens(string): bigint[]   comma-separated decimals
@@ -54,7 +56,22 @@ export interface GossipAck2 {
   deltas: EndpointDelta[]
 }
 
-export type GossipMessage = GossipSyn | GossipAck | GossipAck2
+/** A direct liveness probe; the answer is the only thing that turns a down endpoint up. */
+export interface GossipPing {
+  type: 'ping'
+  cluster: string
+  sender: string
+  generation: number
+}
+
+export interface GossipPong {
+  type: 'pong'
+  cluster: string
+  sender: string
+  generation: number
+}
+
+export type GossipMessage = GossipSyn | GossipAck | GossipAck2 | GossipPing | GossipPong
 
 function bad(what: string): never {
   throw new RingError('BAD_REQUEST', `malformed gossip message: ${what}`)
@@ -103,6 +120,10 @@ export function parseGossipMessage(raw: unknown): GossipMessage {
       }
     case 'ack2':
       return { type: 'ack2', cluster: m.cluster, deltas: arr(m.deltas, 'deltas').map(delta) }
+    case 'ping':
+    case 'pong':
+      if (!isStr(m.sender) || !isNum(m.generation)) bad(`${m.type} without sender and generation`)
+      return { type: m.type, cluster: m.cluster, sender: m.sender, generation: m.generation }
     default:
       return bad(`unknown type ${JSON.stringify(m.type)}`)
   }
