@@ -65,6 +65,8 @@ export interface RingkvOptions {
   durable?: boolean
   /** write a V8 CPU profile of every node into this dir (on graceful stop) */
   cpuProfDir?: string
+  /** more flags for the node runtime, e.g. --perf-basic-prof for `perf record` */
+  nodeFlags?: string[]
   logLevel?: string
 }
 
@@ -75,14 +77,16 @@ export async function startRingkv(o: RingkvOptions, ks: KeySpace, c: ClientOptio
     // The harness sets debug logging for tests; a later flag wins with commander.
     args: ['--log-level', o.logLevel ?? 'warn', '--durable', String(o.durable ?? false)],
   })
-  if (o.cpuProfDir) {
-    // Node refuses --cpu-prof in NODE_OPTIONS, so restart each node with it on the command line
-    // (same ports and data dir).
-    const dir = o.cpuProfDir
+  const flags = [...(o.nodeFlags ?? [])]
+  if (o.cpuProfDir) flags.push('--cpu-prof', `--cpu-prof-dir=${o.cpuProfDir}`)
+  if (flags.length) {
+    // Node refuses --cpu-prof and --perf-* in NODE_OPTIONS, so restart each node with them on
+    // the command line (same ports and data dir).
     await Promise.all(cluster.nodes.map((n) => n.stop()))
     for (const n of cluster.nodes) {
       const args = n.args.bind(n)
-      n.args = () => ['--cpu-prof', `--cpu-prof-dir=${dir}`, `--cpu-prof-name=${n.spec.name}-${process.pid}-${Date.now()}.cpuprofile`, ...args()]
+      const name = o.cpuProfDir ? [`--cpu-prof-name=${n.spec.name}-${process.pid}-${Date.now()}.cpuprofile`] : []
+      n.args = () => [...flags, ...name, ...args()]
       n.start()
     }
     await Promise.all(cluster.nodes.map((n) => n.ready()))
