@@ -79,6 +79,8 @@ export function evenTokens(hostId: string, numTokens: number): bigint[] {
 class Allocator {
   private readonly tokens: bigint[] = []
   private readonly owner: number[] = []
+  /** length of range i = (token[i-1], token[i]] as a share of the ring, kept in step with tokens */
+  private readonly len: number[] = []
   private readonly nodeCount: number
   private readonly x: number
 
@@ -97,12 +99,22 @@ class Allocator {
       this.tokens.push(ring.tokenAt(i))
       this.owner.push(index.get(ring.ownerAt(i))!)
     }
+    for (let i = 0; i < this.tokens.length; i++) this.len.push(0)
+    for (let i = 0; i < this.tokens.length; i++) this.fixLength(i)
     this.x = hosts.length
     this.nodeCount = hosts.length + 1
     // While the cluster has no more than rf nodes every node replicates everything, and any
     // placement scores the same. Balancing for the largest replication factor that still
     // discriminates lays tokens out so that the joins after rf are balanced too.
     this.rf = Math.max(1, Math.min(rf, this.nodeCount - 1))
+  }
+
+  /** Recomputes the length of range i (mod size) from its bounding tokens. */
+  private fixLength(i: number): void {
+    const T = this.tokens.length
+    if (T === 0) return
+    const j = ((i % T) + T) % T
+    this.len[j] = rangeLength(this.tokens[(j - 1 + T) % T]!, this.tokens[j]!) / RING_SIZE_F
   }
 
   tokensOfNew(): bigint[] {
@@ -114,14 +126,15 @@ class Allocator {
     invariant(at >= 0 && this.owner[at] === this.x, 'removing a token the new node does not hold')
     this.tokens.splice(at, 1)
     this.owner.splice(at, 1)
+    this.len.splice(at, 1)
+    this.fixLength(at)
   }
 
   /** Places one token of the new node; `share` scales its target while it is incomplete. */
   placeOne(share: number): void {
     const T = this.tokens.length
     const { rf, x, nodeCount } = this
-    const len = new Float64Array(T)
-    for (let j = 0; j < T; j++) len[j] = rangeLength(this.tokens[(j - 1 + T) % T]!, this.tokens[j]!) / RING_SIZE_F
+    const len = this.len
     // Replica sets per range: rf slots per range, -1 when the ring has fewer distinct nodes.
     const reps = new Int32Array(T * rf).fill(-1)
     const own = new Float64Array(nodeCount)
@@ -213,6 +226,9 @@ class Allocator {
     invariant(this.tokens[at] !== token, 'allocated a token that is already taken')
     this.tokens.splice(at, 0, token)
     this.owner.splice(at, 0, x)
+    this.len.splice(at, 0, 0)
+    this.fixLength(at)
+    this.fixLength(at + 1)
   }
 }
 
