@@ -6,7 +6,7 @@ import { openapi } from './openapi.js'
 import type { KvService } from './service.js'
 
 /** The client port's non-hot surface: views, health, metrics, the OpenAPI document. */
-export function createClientApp(service: KvService, metrics: Metrics, log: Logger): express.Express {
+export function createClientApp(service: KvService, metrics: Metrics, log: Logger, beforeScrape: () => void = () => {}): express.Express {
   const app = express()
   app.disable('x-powered-by')
   app.set('etag', false)
@@ -26,6 +26,7 @@ export function createClientApp(service: KvService, metrics: Metrics, log: Logge
     res.json(service.clusterView())
   })
   app.get('/metrics', (req, res) => {
+    beforeScrape()
     metrics.handle(req, res)
   })
   app.get('/openapi.json', (_req, res) => {

@@ -3,41 +3,39 @@ import type { Duplex } from 'node:stream'
 import type { Logger } from '../log.js'
 import type { Metrics } from '../metrics/metrics.js'
 import { createClientApp } from './app.js'
-import { createKvHandler, KV_PREFIX } from './kv-handler.js'
+import { createKvHandler, KV_PREFIX, type ServerState } from './kv-handler.js'
+import { RequestMeter } from './request-meter.js'
 import type { KvService } from './service.js'
 
 /** The client port: /v1/kv on the bare hot path, the rest through express. */
 export function createClientServer(service: KvService, metrics: Metrics, log: Logger, maxValueBytes: number): Server {
-  const kv = createKvHandler({ service, metrics, log, maxValueBytes })
-  const app = createClientApp(service, metrics, log)
-  const inflight = new Set<ServerResponse>()
-  let stopping = false
+  const state: ServerState = { stopping: false }
+  const meter = new RequestMeter(metrics)
+  const kv = createKvHandler({ service, meter, log, maxValueBytes, state })
+  const app = createClientApp(service, metrics, log, () => meter.flush())
   const handle = (req: IncomingMessage, res: ServerResponse) => {
-    if (stopping) res.shouldKeepAlive = false
-    inflight.add(res)
-    res.once('close', () => inflight.delete(res))
     if (req.url!.startsWith(KV_PREFIX)) kv(req, res)
     else app(req, res)
   }
   const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 120_000 }, handle)
+  // `Expect: 100-continue` (curl sends it for bodies over 1 MiB): the PUT handler sends the
+  // 100 only once it accepts the request, so a refused upload is never sent at all.
+  server.on('checkContinue', handle)
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => answerClientError(err, socket))
   // A graceful close: node:http closes idle connections once, then waits for the others,
-  // which stay open after their response (keep-alive) until the client leaves. So every
-  // response from here on says `Connection: close`, and connections whose response was
-  // already on its way are closed as soon as they fall idle.
+  // which stay open after their response (keep-alive) until the client leaves. So from here
+  // on every /v1/kv response says `Connection: close` (the handler checks state.stopping as
+  // it answers; express answers at once), and connections whose response had already gone
+  // out are closed as soon as they fall idle.
   const close = server.close.bind(server)
   server.close = (cb?: (err?: Error) => void) => {
-    if (!stopping) {
-      stopping = true
-      for (const res of inflight) if (!res.headersSent) res.shouldKeepAlive = false
+    if (!state.stopping) {
+      state.stopping = true
       const sweep = setInterval(() => server.closeIdleConnections(), 20)
       server.once('close', () => clearInterval(sweep))
     }
     return close(cb)
   }
-  // `Expect: 100-continue` (curl sends it for bodies over 1 MiB): the PUT handler sends the
-  // 100 only once it accepts the request, so a refused upload is never sent at all.
-  server.on('checkContinue', handle)
-  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => answerClientError(err, socket))
   return server
 }
 

@@ -1,20 +1,26 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { RingError, toRingError } from '../errors.js'
 import type { Logger } from '../log.js'
-import type { Metrics } from '../metrics/metrics.js'
 import { etagOf, parseIfMatch } from './etag.js'
 import { decodeKey } from './key.js'
+import type { KvOp, RequestMeter } from './request-meter.js'
 import { sendError } from './respond.js'
 import type { Consistency, KvService } from './service.js'
 
 export const KV_PREFIX = '/v1/kv/'
 const DEFAULT_CONTENT_TYPE = 'application/octet-stream'
 
+/** Shared with the server: once it stops, responses close their connections. */
+export interface ServerState {
+  stopping: boolean
+}
+
 export interface KvHandlerOptions {
   service: KvService
-  metrics: Metrics
+  meter: RequestMeter
   log: Logger
   maxValueBytes: number
+  state: ServerState
 }
 
 /**
@@ -22,43 +28,46 @@ export interface KvHandlerOptions {
  * between (express costs ~5x per request here). Everything else goes to the express app.
  */
 export function createKvHandler(o: KvHandlerOptions): (req: IncomingMessage, res: ServerResponse) => void {
-  const { service, metrics, log, maxValueBytes } = o
+  const { service, meter, log, maxValueBytes, state } = o
 
-  function finish(op: string, status: number, started: number): void {
-    metrics.requests.add(1, { op, status })
-    metrics.requestSeconds.record((performance.now() - started) / 1000, { op })
+  /** Every response of this handler starts here: a stopping server keeps no connection. */
+  function head(res: ServerResponse, status: number, headers: Record<string, string | number>): void {
+    if (state.stopping) res.shouldKeepAlive = false
+    res.writeHead(status, headers)
   }
 
-  function fail(op: string, res: ServerResponse, e: unknown, started: number, close = false): void {
+  function fail(op: KvOp, res: ServerResponse, e: unknown, started: number, close = false): void {
     const err = toRingError(e)
     if (err.code === 'INTERNAL') log.error({ err: e }, 'request failed')
+    if (state.stopping) res.shouldKeepAlive = false
     sendError(res, err, close ? { connection: 'close' } : {})
-    finish(op, err.status, started)
+    meter.done(op, err.status, started)
   }
 
   async function get(key: Buffer, cl: Consistency, res: ServerResponse, started: number): Promise<void> {
     const rec = await service.get(key, cl)
     if (!rec || rec.tombstone || (rec.expiresAt !== undefined && rec.expiresAt <= Date.now())) {
       // The tombstone's ETag lets a client supersede the delete causally.
+      if (state.stopping) res.shouldKeepAlive = false
       sendError(res, new RingError('NOT_FOUND', 'no value is stored under this key'), rec ? { etag: etagOf(rec.vv) } : {})
-      finish('get', 404, started)
+      meter.done('get', 404, started)
       return
     }
-    res.writeHead(200, {
+    head(res, 200, {
       'content-type': rec.contentType,
       'content-length': rec.value.length,
       etag: etagOf(rec.vv),
     })
     res.end(rec.value)
-    finish('get', 200, started)
+    meter.done('get', 200, started)
   }
 
   async function del(key: Buffer, cl: Consistency, req: IncomingMessage, res: ServerResponse, started: number): Promise<void> {
     const context = parseIfMatch(req.headers['if-match'])
     const rec = await service.write(key, context ? { context } : {}, cl)
-    res.writeHead(204, { etag: etagOf(rec.vv) })
+    head(res, 204, { etag: etagOf(rec.vv) })
     res.end()
-    finish('delete', 204, started)
+    meter.done('delete', 204, started)
   }
 
   function put(key: Buffer, cl: Consistency, req: IncomingMessage, res: ServerResponse, started: number, query: URLSearchParams | undefined): void {
@@ -94,9 +103,9 @@ export function createKvHandler(o: KvHandlerOptions): (req: IncomingMessage, res
       const w = { value, contentType, ...(context ? { context } : {}), ...(expiresAt ? { expiresAt } : {}) }
       service.write(key, w, cl).then(
         (rec) => {
-          res.writeHead(204, { etag: etagOf(rec.vv) })
+          head(res, 204, { etag: etagOf(rec.vv) })
           res.end()
-          finish('put', 204, started)
+          meter.done('put', 204, started)
         },
         (e) => fail('put', res, e, started),
       )
@@ -113,7 +122,7 @@ export function createKvHandler(o: KvHandlerOptions): (req: IncomingMessage, res
     const segment = q < 0 ? url.slice(KV_PREFIX.length) : url.slice(KV_PREFIX.length, q)
     const query = q < 0 ? undefined : new URLSearchParams(url.slice(q + 1))
     const method = req.method
-    const op = method === 'GET' ? 'get' : method === 'PUT' ? 'put' : method === 'DELETE' ? 'delete' : 'other'
+    const op: KvOp = method === 'GET' ? 'get' : method === 'PUT' ? 'put' : method === 'DELETE' ? 'delete' : 'other'
     try {
       const key = decodeKey(segment)
       const cl = parseConsistency(query)
