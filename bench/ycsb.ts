@@ -212,7 +212,7 @@ async function main(): Promise<void> {
         ? await startEtcd({ members: 3 }, ks, { ...client, serializable: true })
         : await startRingkv({ nodes: 3, rf: 3, durable: s === 'ringkv-durable', nodeFlags: o.nodeFlags, ...(o.cpuProf ? { cpuProfDir: o.cpuProf } : {}) }, ks, { ...client, consistency: 'quorum', name: s })
       targets.push(t)
-      log(`${s} up in ${((performance.now() - t0) / 1000).toFixed(1)} s: ${t.urls.join(" ")} (pids ${t.pids.join(" ")})`)
+      log(`${s} up in ${((performance.now() - t0) / 1000).toFixed(1)} s: ${t.urls.join(' ')} (pids ${t.pids.join(' ')})`)
     }
     for (const t of targets) {
       const { seconds } = await runCount(o.records, o.concurrency, (i) => t.put(i, i % ks.values.length))
