@@ -16,6 +16,7 @@
  *   gossiper.tick(now): Outbound[]               once per gossip interval (1 s)
  *   gossiper.receive(from, msg, now): Outbound[] `msg` is parsed/validated here
  *   gossiper.setLocal(key, value)                bumps that entry's version; spreads on next ticks
+ *   gossiper.setSeeds(addresses)                 replace the seeds (re-resolved DNS names)
  *   gossiper.local(key) / gossiper.get(hostId, key)
  *   gossiper.endpoint(hostId) / gossiper.endpoints(): EndpointView[]   snapshots, self included
  *   gossiper.isUp(hostId), gossiper.liveAddresses()

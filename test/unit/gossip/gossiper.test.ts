@@ -216,6 +216,8 @@ test('peer choice: seeds while nothing is live, never itself, fanout live peers 
     assert.is(to.length, 1)
     assert.ok(['x:1', 'y:1'].includes(to[0]!))
   }
+  lonely.setSeeds(['z:1', 's:1', 'z:1'])
+  for (let t = 20; t < 25; t++) assert.equal(lonely.tick(t * 1000).map((o) => o.to), ['z:1'])
   const r = new Router()
   const nodes = ['a', 'b', 'c', 'd', 'e', 'f'].map((n) => r.add(gossiper(n, 1, { fanout: 2 })))
   for (let t = 0; t < 5000; t += 1000) r.round(t)
