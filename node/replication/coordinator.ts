@@ -121,13 +121,30 @@ export class Coordinator {
     }
     if (concurrent) this.o.hooks?.onConcurrent?.()
     if (!winner) return undefined
-    // Blocking read repair: every replica this read consulted holds the winner before we
-    // answer, so a second QUORUM read can never see an older version than this one returned.
+    // Blocking read repair: the winner is on blockFor replicas before we answer, so a second
+    // read at this level (whose replicas intersect these) can never return an older version.
     const stale = answers.filter((a) => !a.rec || !sameVersion(a.rec, winner!))
     if (stale.length) {
       this.o.hooks?.onReadRepair?.(stale.length)
       const w = winner
-      await Promise.all(stale.map((a) => (a.id === topology.selfId ? this.o.local.apply(key, w).then(() => {}) : channel.apply(a.id, key, w, timeoutMs).catch(() => this.hint(a.id, key, w)))))
+      const repaired = await Promise.all(
+        stale.map((a) =>
+          a.id === topology.selfId
+            ? this.o.local.apply(key, w).then(() => true)
+            : channel.apply(a.id, key, w, timeoutMs).then(
+                () => true,
+                () => {
+                  this.hint(a.id, key, w)
+                  return false
+                },
+              ),
+        ),
+      )
+      const holding = answers.length - stale.length + repaired.filter(Boolean).length
+      if (holding < plan.blockFor) {
+        // Answering now could hand out a version that the next quorum does not contain.
+        throw new RingError('TIMEOUT', `the newest version is on ${holding} of the ${plan.blockFor} replicas the consistency level needs, and repairing the others timed out; retry`, { acks: holding, required: plan.blockFor })
+      }
     }
     return winner
   }

@@ -10,9 +10,10 @@ import * as assert from 'uvu/assert'
 import type { Consistency } from '../../node/api/service.js'
 import { RingError } from '../../node/errors.js'
 import { blockFor, planRead, planWrite, WriteRound, type RoundOutcome } from '../../node/replication/rounds.js'
+import { Coordinator, type LocalReplica, type ReplicaChannel } from '../../node/replication/coordinator.js'
 import { canonicalVV, resolve } from '../../node/replication/resolve.js'
-import { compareVV, HlcClock, incrementVV, mergeVV } from '../../node/replication/version.js'
-import { encodeRecord } from '../../node/storage/codec.js'
+import { compareVV, HlcClock, incrementVV, mergeVV, type VersionVector } from '../../node/replication/version.js'
+import { decodeRecord, encodeRecord } from '../../node/storage/codec.js'
 import type { StoredRecord } from '../../node/storage/record.js'
 import { createRng, type Rng } from '../../node/util/rng.js'
 
@@ -281,6 +282,227 @@ test('resolution is deterministic: replicas that receive the same versions in an
     assert.ok(!minted.some((m) => m.supersedes.has(source!.rec)), `history ${h}: a superseded write ${source!.rec.value} won`)
     for (const m of minted) assert.ok(['after', 'equal'].includes(compareVV(w.vv, m.rec.vv)), 'the winner dominates every version')
   }
+})
+
+// ---- whole coordinators on a lossy in-process network ---------------------------------
+
+/**
+ * Real Coordinator objects for five nodes, wired by an in-process network that delays, loses
+ * requests and replies (a lost reply means the replica applied the write and nobody heard),
+ * and a failure detector that lags behind kills. Replica stores are maps merged with the
+ * same resolve() as the RocksDB store; records cross the network encoded, as on the wire.
+ */
+class CoordinatorSim {
+  readonly ids = ['n0', 'n1', 'n2', 'n3', 'n4']
+  readonly alive = new Set(this.ids)
+  /** what every node's failure detector says (lags behind kills) */
+  readonly believed = new Set(this.ids)
+  readonly data = new Map<string, Map<string, StoredRecord>>()
+  readonly hints = new Map<string, { target: string; key: Buffer; rec: StoredRecord }[]>()
+  readonly coords = new Map<string, Coordinator>()
+  private readonly placement = new Map<string, string[]>()
+  loss = Number(process.env.SIM_LOSS ?? 0.05)
+  readonly timeoutMs = 40
+
+  constructor(readonly rng: Rng, keys: string[], placement?: string[]) {
+    for (const k of keys) this.placement.set(k, placement ?? rng.shuffle([...this.ids]).slice(0, 3))
+    for (const id of this.ids) {
+      this.data.set(id, new Map())
+      this.hints.set(id, [])
+      this.coords.set(id, this.coordinator(id))
+    }
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((r) => setTimeout(r, ms))
+  }
+
+  /** Requests a scenario wants lost, whatever the loss rate says. */
+  lose: (to: string, kind: string) => boolean = () => false
+
+  /** One request/reply to `to`; fails like the transport does: refused, or silent until the timeout. */
+  private async rpc<T>(to: string, timeoutMs: number, fn: () => Promise<T>, kind = 'other'): Promise<T> {
+    await this.sleep(this.rng.int(3))
+    if (!this.alive.has(to)) throw new Error(`${to} refused the connection`)
+    if (this.rng.next() < this.loss || this.lose(to, kind)) {
+      await this.sleep(timeoutMs)
+      throw new Error(`request to ${to} lost`)
+    }
+    const r = await fn()
+    if (this.rng.next() < this.loss || !this.alive.has(to)) {
+      await this.sleep(timeoutMs)
+      throw new Error(`reply from ${to} lost`)
+    }
+    await this.sleep(this.rng.int(3))
+    return r
+  }
+
+  private wire(rec: StoredRecord): StoredRecord {
+    return decodeRecord(encodeRecord(rec))
+  }
+
+  private coordinator(self: string): Coordinator {
+    const store = this.data.get(self)!
+    const local: LocalReplica = {
+      get: async (key) => store.get(key.toString()),
+      apply: async (key, rec) => {
+        const cur = store.get(key.toString())
+        const r = cur ? resolve(cur, rec) : { winner: rec, concurrent: false }
+        store.set(key.toString(), r.winner)
+        return { stored: r.winner, changed: r.winner !== cur, concurrent: r.concurrent }
+      },
+      addHint: async (target, key, rec) => {
+        this.hints.get(self)!.push({ target, key, rec })
+      },
+    }
+    const channel: ReplicaChannel = {
+      apply: (id, key, rec, t) => this.rpc(id, t, () => this.coords.get(id)!.applyReplica(key, this.wire(rec)), 'apply').then(() => {}),
+      read: (id, key, t) => this.rpc(id, t, async () => {
+        const r = this.data.get(id)!.get(key.toString())
+        return r && this.wire(r)
+      }),
+      forwardWrite: (id, key, w, cl, t) => this.rpc(id, t * 2, () => this.coords.get(id)!.write(key, w, cl)),
+      forwardRead: (id, key, cl, t) => this.rpc(id, t * 2, () => this.coords.get(id)!.read(key, cl)),
+    }
+    return new Coordinator({
+      topology: { selfId: self, rf: 3, replicasFor: (key) => ({ natural: this.placement.get(key.toString())!, pending: [] }), isUp: (id) => this.believed.has(id) },
+      channel,
+      local,
+      clock: new HlcClock(self),
+      timeoutMs: this.timeoutMs,
+      hintWindowMs: 3_600_000,
+    })
+  }
+
+  kill(id: string, noticed = this.rng.next() < 0.5): void {
+    this.alive.delete(id)
+    // The detector notices now or only after a few more operations.
+    if (noticed) this.believed.delete(id)
+  }
+
+  restart(id: string): void {
+    this.alive.add(id)
+    this.believed.add(id)
+  }
+
+  notice(): void {
+    for (const id of this.ids) if (!this.alive.has(id)) this.believed.delete(id)
+  }
+
+  async replayHints(): Promise<void> {
+    for (const [from, list] of this.hints) {
+      if (!this.alive.has(from)) continue
+      const keep = []
+      for (const h of list) {
+        if (!this.believed.has(h.target)) keep.push(h)
+        else await this.rpc(h.target, this.timeoutMs, () => this.coords.get(h.target)!.applyReplica(h.key, this.wire(h.rec))).catch(() => keep.push(h))
+      }
+      this.hints.set(from, keep)
+    }
+  }
+}
+
+test('whole coordinators on a lossy network: an acknowledged QUORUM write is in every later QUORUM read, QUORUM reads never go backwards, replicas converge', async () => {
+  const rng = createRng(`${SEED}:network`)
+  const keys = ['k0', 'k1', 'k2']
+  const stats = { writesOk: 0, writesFailed: 0, readsOk: 0, readsFailed: 0 }
+  for (let sc = 0; sc < 30; sc++) {
+    const sim = new CoordinatorSim(rng.fork(sc), keys)
+    const acked = new Map<string, VersionVector>()
+    const lastRead = new Map<string, VersionVector>()
+    const lastSeen = new Map<string, string>()
+    const log: string[] = []
+    for (let op = 0; op < 50; op++) {
+      const r = sim.rng.next()
+      const down = sim.ids.filter((id) => !sim.alive.has(id))
+      if (r < 0.06 && down.length < 2) sim.kill(sim.rng.pick(sim.ids.filter((id) => sim.alive.has(id))))
+      else if (r < 0.12 && down.length) sim.restart(sim.rng.pick(down))
+      else if (r < 0.16) sim.notice()
+      else if (r < 0.2) await sim.replayHints()
+      const key = sim.rng.pick(keys)
+      const coord = sim.rng.pick(sim.ids.filter((id) => sim.alive.has(id)))
+      const cl = sim.rng.pick(LEVELS)
+      const where = `scenario ${sc} op ${op} ${key}@${coord}/${cl} down=[${sim.ids.filter((id) => !sim.alive.has(id))}]`
+      if (sim.rng.next() < 0.5) {
+        const w: { value: Buffer; context?: VersionVector } = { value: Buffer.from(`s${sc}o${op}`) }
+        if (lastSeen.has(key) && sim.rng.next() < 0.6) w.context = JSON.parse(lastSeen.get(key)!)
+        try {
+          const rec = await sim.coords.get(coord)!.write(Buffer.from(key), w, cl)
+          stats.writesOk++
+          log.push(`${where} wrote ${JSON.stringify(rec.vv)}`)
+          if (cl !== 'one') acked.set(key, mergeVV(acked.get(key) ?? {}, rec.vv))
+        } catch (e) {
+          if (!(e instanceof RingError)) throw e
+          assert.ok(['UNAVAILABLE', 'TIMEOUT'].includes(e.code), `${where}: ${e.code}`)
+          stats.writesFailed++
+        }
+      } else {
+        try {
+          const rec = await sim.coords.get(coord)!.read(Buffer.from(key), cl)
+          stats.readsOk++
+          log.push(`${where} read ${rec ? JSON.stringify(rec.vv) : 'nothing'}`)
+          if (rec) lastSeen.set(key, JSON.stringify(rec.vv))
+          if (cl === 'one') continue
+          const history = log.slice(-12).join('\n  ')
+          const must = acked.get(key)
+          if (must) {
+            assert.ok(rec && ['after', 'equal'].includes(compareVV(rec.vv, must)), `${where}: read ${rec ? JSON.stringify(rec.vv) : 'nothing'} misses acknowledged ${JSON.stringify(must)}\n  ${history}`)
+          }
+          const prev = lastRead.get(key)
+          if (prev) {
+            assert.ok(rec && ['after', 'equal'].includes(compareVV(rec.vv, prev)), `${where}: read ${rec ? JSON.stringify(rec.vv) : 'nothing'} went back from ${JSON.stringify(prev)}\n  ${history}`)
+          }
+          if (rec) lastRead.set(key, rec.vv)
+        } catch (e) {
+          if (!(e instanceof RingError)) throw e
+          assert.ok(['UNAVAILABLE', 'TIMEOUT'].includes(e.code), `${where}: ${e.code}`)
+          stats.readsFailed++
+        }
+      }
+    }
+    // Heal: everyone up, no loss, hints replayed, one ALL read per key repairs what is left.
+    for (const id of sim.ids) sim.restart(id)
+    sim.loss = 0
+    await new Promise((r) => setTimeout(r, sim.timeoutMs * 3))
+    await sim.replayHints()
+    for (const key of keys) {
+      await sim.coords.get(sim.ids[0]!)!.read(Buffer.from(key), 'all')
+      const copies = sim.ids.map((id) => sim.data.get(id)!.get(key)).filter((r): r is StoredRecord => !!r)
+      const distinct = new Set(copies.map((c) => encodeRecord(c).toString('hex')))
+      assert.ok(copies.length === 0 || (copies.length >= 3 && distinct.size === 1), `scenario ${sc} ${key}: replicas differ after healing (${distinct.size} versions on ${copies.length})`)
+    }
+  }
+  console.log(`    ${JSON.stringify(stats)}`)
+  assert.ok(stats.writesOk > 300 && stats.writesFailed > 10 && stats.readsOk > 300 && stats.readsFailed > 10, `all outcomes exercised: ${JSON.stringify(stats)}`)
+})
+
+test('a QUORUM read whose repair could not reach a quorum fails rather than let the next read go backwards', async () => {
+  const sim = new CoordinatorSim(createRng(`${SEED}:repair`), ['k'], ['n0', 'n1', 'n2'])
+  sim.loss = 0
+  const key = Buffer.from('k')
+  const [a, b, c] = ['n0', 'n1', 'n2'].map((id) => sim.coords.get(id)!)
+  await a!.write(key, { value: Buffer.from('old') }, 'all')
+  // "new" reaches n0 only: n1 and n2 are dead, ONE succeeds, their hints stay undelivered.
+  sim.kill('n1', true)
+  sim.kill('n2', true)
+  await a!.write(key, { value: Buffer.from('new') }, 'one')
+  sim.restart('n1')
+  sim.restart('n2')
+  // n0 reads itself and n1, sees "new", and its repair of n1 is lost.
+  sim.lose = (to, kind) => to === 'n1' && kind === 'apply'
+  let first: StoredRecord | undefined
+  try {
+    first = await a!.read(key, 'quorum')
+  } catch (e) {
+    assert.instance(e, RingError)
+    assert.is((e as RingError).code, 'TIMEOUT')
+  }
+  sim.lose = () => false
+  // n0 dies; n1 and n2 form the next quorum. If the first read answered "new", so must this one.
+  sim.kill('n0', true)
+  const second = await b!.read(key, 'quorum')
+  if (first) assert.is(second?.value.toString(), first.value.toString(), `the first read answered ${first.value}, the second ${second?.value}`)
+  assert.ok(c)
 })
 
 function catchError(fn: () => unknown): RingError {
