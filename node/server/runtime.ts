@@ -76,6 +76,9 @@ export class NodeRuntime {
       self: { hostId, address: cfg.advertise, generation },
       seeds,
       rng: createRng(`${hostId}:${generation}`),
+      // The detector's defaults assume 1 s rounds; scale them with the configured interval.
+      phi: { initialIntervalMs: cfg.gossipIntervalMs, acceptablePauseMs: 1.5 * cfg.gossipIntervalMs, minStdDevMs: cfg.gossipIntervalMs / 2 },
+      pauseGraceMs: Math.max(5000, 5 * cfg.gossipIntervalMs),
       app: { [APP_NAME]: cfg.name, [APP_CLIENT]: clientAddress(cfg), [APP.RF]: String(cfg.replicationFactor) },
     })
     const view = new ClusterView(hostId, cfg.replicationFactor)
