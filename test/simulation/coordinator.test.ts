@@ -505,6 +505,27 @@ test('a QUORUM read whose repair could not reach a quorum fails rather than let 
   assert.ok(c)
 })
 
+test('a coordinator that knows too few replicas are up refuses before writing anything anywhere, hints included', async () => {
+  const sim = new CoordinatorSim(createRng(`${SEED}:refuse`), ['k'], ['n0', 'n1', 'n2'])
+  sim.loss = 0
+  const key = Buffer.from('k')
+  await sim.coords.get('n0')!.write(key, { value: Buffer.from('before') }, 'all')
+  const before = sim.ids.map((id) => sim.data.get(id)!.get('k'))
+  sim.kill('n1', true)
+  sim.kill('n2', true)
+  for (const [coord, cl] of [['n0', 'quorum'], ['n0', 'all'], ['n3', 'quorum']] as const) {
+    try {
+      await sim.coords.get(coord)!.write(key, { value: Buffer.from('refused') }, cl)
+      assert.unreachable(`${cl} write through ${coord} succeeded`)
+    } catch (e) {
+      assert.instance(e, RingError)
+      assert.is((e as RingError).code, 'UNAVAILABLE')
+    }
+  }
+  assert.equal(sim.ids.map((id) => sim.data.get(id)!.get('k')), before, 'no replica changed')
+  assert.equal([...sim.hints.values()].flat(), [], 'no hint stored')
+})
+
 function catchError(fn: () => unknown): RingError {
   try {
     fn()
