@@ -97,7 +97,8 @@ test('three ringkv node pods start, join one at a time, and become Ready', async
   assert.not.ok(ready(await readPod('demo-0')), 'a JOINING node is not Ready')
 
   for (const p of pods) {
-    await admin(p).join()
+    // As the operator does: a node may ask to be asked again (still discovering peers).
+    await waitFor(`${p} to accept the join`, () => admin(p).join().then(() => true), { timeoutMs: 60_000, intervalMs: 1_000 })
     await waitFor(`${p} AVAILABLE and Ready`, async () => (await admin(p).status(2_000)).state === 'AVAILABLE' && ready(await readPod(p)), { timeoutMs: 90_000, intervalMs: 500 })
   }
   const sts = await cp.kc.makeApiClient(AppsV1Api).readNamespacedStatefulSet({ name, namespace })
