@@ -43,12 +43,28 @@ export function registerAdminCommands(program: Command): void {
   }
 }
 
+/** How long `follow` keeps polling a node that stopped answering before it gives up. */
+const UNREACHABLE_GRACE_MS = 60_000
+
 async function follow(client: AdminClient, op: Op): Promise<void> {
   const bar = new cliProgress.SingleBar({ format: `${op} [{bar}] {percentage}% | {value}/{total} ranges | {bytes} | {state}`, hideCursor: true, noTTYOutput: true, notTTYSchedule: 2000 }, cliProgress.Presets.shades_classic)
   bar.start(1, 0, { bytes: '0 B', state: '' })
   let sawRunning = false
+  let failingSince = 0
   for (;;) {
-    const s = await client.status()
+    let s: AdminStatus
+    try {
+      s = await client.status()
+      failingSince = 0
+    } catch (e) {
+      // A node restarting mid-bootstrap resumes it: keep following through a short outage.
+      if (!(e instanceof ApiError) || e.code !== 'UNREACHABLE') throw e
+      failingSince ||= Date.now()
+      if (Date.now() - failingSince > UNREACHABLE_GRACE_MS) throw e
+      bar.update({ state: 'unreachable, retrying' })
+      await new Promise((r) => setTimeout(r, 1000))
+      continue
+    }
     const { rangesTotal, rangesDone, bytes } = s.streaming
     if (s.operation?.type === op && s.operation.phase !== 'done') sawRunning = true
     bar.setTotal(Math.max(1, rangesTotal))

@@ -249,28 +249,15 @@ export class Lifecycle {
     const moves = [...pendingRanges(view.ring, view.futureRing, this.d.rf).entries()].filter(([, m]) => m.gained.length > 0)
     this.progress.rangesTotal = moves.reduce((n, [, m]) => n + m.gained.length, 0)
     // Each new owner pulls its ranges one at a time (progress per range), from us first (we
-    // hold all of them), then from the other current replicas if we cannot serve.
-    await Promise.all(
-      moves.map(async ([host, m]) => {
-        for (const g of m.gained) {
-          const sources = [this.d.hostId, ...g.sources.filter((s) => s !== this.d.hostId)]
-          const req: PullRequest = { ranges: [{ start: g.range.start, end: g.range.end, sources }] }
-          for (let attempt = 0; ; attempt++) {
-            const member = view.member(host)
-            try {
-              if (!member) throw new Error(`new owner ${host} is not in the view`)
-              const r = await this.d.transport.request<{ bytes: number }>(member.address, MSG_PULL, req, { timeoutMs: 24 * 3600_000 })
-              this.progress.bytes += r.bytes
-              this.progress.rangesDone++
-              break
-            } catch (e) {
-              if (attempt % 10 === 0) this.d.log.warn({ err: e, host: member?.name ?? host }, 'range hand-over failed; retrying')
-              await sleep(1000)
-            }
-          }
-        }
-      }),
-    )
+    // hold all of them), then from the other current replicas if we cannot serve. One pull at
+    // a time in all: pulls to several owners at once starved foreground traffic (benchmarks.md).
+    for (const [host, m] of moves) {
+      for (const g of m.gained) {
+        const sources = [this.d.hostId, ...g.sources.filter((s) => s !== this.d.hostId)]
+        this.progress.bytes += await this.handOver(host, { ranges: [{ start: g.range.start, end: g.range.end, sources }] })
+        this.progress.rangesDone++
+      }
+    }
     await this.d.handOffHints()
     // LEFT is gossiped first and reported here only once every live peer has it: the operator
     // deletes this node when it says LEFT, and a LEFT that died with it would leave the others
@@ -280,6 +267,21 @@ export class Lifecycle {
     this.stateNow = 'LEFT'
     this.claimed = false
     this.d.log.info({ ranges: this.progress.rangesDone, bytes: this.progress.bytes }, 'decommission done: LEFT')
+  }
+
+  /** Asks new owner `host` to pull ranges, retrying until it has them; resolves with its bytes. */
+  private async handOver(host: string, req: PullRequest): Promise<number> {
+    for (let attempt = 0; ; attempt++) {
+      const member = this.d.view.member(host)
+      try {
+        if (!member) throw new Error(`new owner ${host} is not in the view`)
+        const r = await this.d.transport.request<{ bytes: number }>(member.address, MSG_PULL, req, { timeoutMs: 24 * 3600_000 })
+        return r.bytes
+      } catch (e) {
+        if (attempt % 10 === 0) this.d.log.warn({ err: e, host: member?.name ?? host }, 'range hand-over failed; retrying')
+        await sleep(1000)
+      }
+    }
   }
 
   /** Serves a leaving node's request to take over ranges: pulls each from its sources. */

@@ -63,20 +63,32 @@ function pacer(perSec: number): (bytes: number) => Promise<void> {
 /**
  * Pulls one range from `address` into the local store. Each record is applied (resolved against
  * what is here), so a retried or repeated stream is harmless. Resolves with bytes received.
+ * One chunk is applied while the next arrives; at most two are held, so memory stays bounded.
  */
 export async function fetchRange(transport: Transport, address: string, range: Range, store: Store, onBytes: (n: number) => void): Promise<number> {
   let total = 0
-  for await (const chunk of transport.requestStream<Chunk>(address, STREAM_RANGE, { start: range.start, end: range.end }, { timeoutMs: 30_000 })) {
-    let bytes = 0
-    const applies: Promise<unknown>[] = []
-    for (let i = 0; i < chunk.keys.length; i++) {
-      applies.push(store.applyRaw(chunk.keys[i]!, chunk.raws[i]!))
-      bytes += chunk.keys[i]!.length + chunk.raws[i]!.length
+  let applying: Promise<void> = Promise.resolve()
+  const stream = transport.requestStream<Chunk>(address, STREAM_RANGE, { start: range.start, end: range.end }, { timeoutMs: 30_000 })
+  try {
+    for await (const chunk of stream) {
+      await applying
+      let bytes = 0
+      const applies: Promise<unknown>[] = []
+      for (let i = 0; i < chunk.keys.length; i++) {
+        applies.push(store.applyRaw(chunk.keys[i]!, chunk.raws[i]!))
+        bytes += chunk.keys[i]!.length + chunk.raws[i]!.length
+      }
+      // Applying a chunk's records concurrently lets the store group them into few writes.
+      applying = Promise.all(applies).then(() => {
+        total += bytes
+        onBytes(bytes)
+      })
+      // A failed apply must not go unobserved while the next chunk is awaited.
+      applying.catch(() => {})
     }
-    // Applying a chunk's records concurrently lets the store group them into few writes.
-    await Promise.all(applies)
-    total += bytes
-    onBytes(bytes)
+  } finally {
+    await applying.catch(() => {})
   }
+  await applying
   return total
 }
