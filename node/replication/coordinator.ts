@@ -1,7 +1,6 @@
 import { RingError } from '../errors.js'
 import type { ClientWrite, Consistency } from '../api/service.js'
 import type { StoredRecord } from '../storage/record.js'
-import { KeyedLock } from '../util/keyed-lock.js'
 import { planRead, planWrite, WriteRound, type RoundOutcome } from './rounds.js'
 import { canonicalVV, resolve } from './resolve.js'
 import { compareVV, incrementVV, mergeVV, type HlcClock, type VersionVector } from './version.js'
@@ -26,6 +25,8 @@ export interface ReplicaChannel {
 export interface LocalReplica {
   get(key: Buffer): Promise<StoredRecord | undefined>
   apply(key: Buffer, rec: StoredRecord): Promise<{ stored: StoredRecord; changed: boolean; concurrent: boolean }>
+  /** read-modify-write under the key's lock: `make` builds the new version from the current one */
+  update(key: Buffer, make: (current: StoredRecord | undefined) => StoredRecord): Promise<{ stored: StoredRecord; changed: boolean; concurrent: boolean }>
   addHint(target: string, key: Buffer, rec: StoredRecord, expiresAt: number): Promise<unknown>
 }
 
@@ -50,8 +51,6 @@ export interface CoordinatorOptions {
  * forward to one), so version-vector entries are bounded by the key's replica set.
  */
 export class Coordinator {
-  private readonly mint = new KeyedLock()
-
   constructor(private readonly o: CoordinatorOptions) {}
 
   async write(key: Buffer, w: ClientWrite, cl: Consistency): Promise<StoredRecord> {
@@ -163,10 +162,11 @@ export class Coordinator {
    * and what this replica has are both superseded, and our own counter moves on. The mint lock
    * keeps two writes to one key through this coordinator from minting the same counter.
    */
-  private mintLocal(key: Buffer, w: ClientWrite): Promise<StoredRecord> {
+  private async mintLocal(key: Buffer, w: ClientWrite): Promise<StoredRecord> {
     const { local, clock, topology } = this.o
-    return this.mint.run(key.toString('latin1'), async () => {
-      const cur = await local.get(key)
+    // One locked read-modify-write in the store: two writes to one key through this
+    // coordinator can never mint the same counter, and the key is read once, not twice.
+    const r = await local.update(key, (cur) => {
       // Stamped after the version it supersedes, whatever this node's clock says (it may have
       // restarted, or received that version by repair, without observing its timestamp).
       if (cur) clock.observe(cur.ts)
@@ -182,10 +182,10 @@ export class Coordinator {
         tombstone: w.value === undefined,
       }
       if (w.expiresAt !== undefined) rec.expiresAt = w.expiresAt
-      const r = await local.apply(key, rec)
-      if (r.concurrent) this.o.hooks?.onConcurrent?.()
-      return r.stored
+      return rec
     })
+    if (r.concurrent) this.o.hooks?.onConcurrent?.()
+    return r.stored
   }
 
   /**

@@ -7,6 +7,7 @@ import { RECORD_FORMAT, decodeHint, decodeRecord, encodeHint, encodeRecord } fro
 import { allDataBounds, allHintBounds, dataKey, hintBounds, hintKey, metaKey, parseDataKey, parseHintKey, rangeBounds } from './keys.js'
 import { resolve } from '../replication/resolve.js'
 import { KeyedLock } from '../util/keyed-lock.js'
+import { RecordCache } from './record-cache.js'
 import { StartupError, invariant } from '../errors.js'
 
 export interface StoreOptions {
@@ -15,6 +16,8 @@ export interface StoreOptions {
   durable: boolean
   /** an engine to use instead of opening RocksDB in `dir` */
   engine?: Engine
+  /** bytes of recently used records kept decoded-ready in memory (default 64 MiB; 0 = off) */
+  cacheBytes?: number
   rocks?: RocksEngineOptions
 }
 
@@ -70,6 +73,7 @@ export class Store {
   private readonly keyLocks = new KeyedLock()
   private readonly hintLocks = new KeyedLock()
   private closed = false
+  private readonly cache: RecordCache
 
   private constructor(
     private readonly engine: Engine,
@@ -78,19 +82,22 @@ export class Store {
     private readonly hintCounts: Map<string, number>,
     private hintSeq: bigint,
     readonly durable: boolean,
-  ) {}
+    cacheBytes: number,
+  ) {
+    this.cache = new RecordCache(cacheBytes)
+  }
 
   static async open(dir: string, opts: StoreOptions): Promise<Store> {
     const engine = opts.engine ?? (await RocksEngine.open(dir, opts.rocks))
     try {
-      return await Store.init(dir, engine, opts.durable)
+      return await Store.init(dir, engine, opts.durable, opts.cacheBytes ?? 64 << 20)
     } catch (err) {
       await engine.close().catch(() => {})
       throw err
     }
   }
 
-  private static async init(dir: string, engine: Engine, durable: boolean): Promise<Store> {
+  private static async init(dir: string, engine: Engine, durable: boolean, cacheBytes: number): Promise<Store> {
     const queue = new WriteQueue(engine, durable)
     const [format, storedId] = await engine.getMany([metaKey(META_FORMAT), metaKey(META_HOST_ID)])
     if (format && format.toString() !== String(STORAGE_FORMAT)) {
@@ -115,7 +122,7 @@ export class Store {
       counts.set(target, (counts.get(target) ?? 0) + 1)
       if (seq > maxSeq) maxSeq = seq
     }
-    return new Store(engine, queue, hostId, counts, maxSeq + 1n, durable)
+    return new Store(engine, queue, hostId, counts, maxSeq + 1n, durable, cacheBytes)
   }
 
   /** This node's identity, created with the data dir. */
@@ -132,7 +139,29 @@ export class Store {
   /** The stored record's encoding, for sending on as is. */
   async getRaw(key: Buffer): Promise<Buffer | undefined> {
     this.checkOpen()
-    return this.engine.get(dataKey(key))
+    const dk = dataKey(key)
+    const ck = dk.toString('latin1')
+    const hit = this.cache.get(ck)
+    if (hit) return hit
+    const epoch = this.cache.epoch
+    const raw = await this.engine.get(dk)
+    if (raw) this.cache.fill(ck, raw, epoch)
+    return raw
+  }
+
+  /**
+   * Read-modify-write of one key under its lock: `make` builds the new version from the stored
+   * one (a coordinator minting a version), which is then resolved and stored as by apply().
+   * One read instead of a get() followed by an apply().
+   */
+  update(key: Buffer, make: (current: StoredRecord | undefined) => StoredRecord): Promise<ApplyResult> {
+    this.checkOpen()
+    const dk = dataKey(key)
+    const ck = dk.toString('latin1')
+    return this.keyLocks.run(ck, async () => {
+      const currentRaw = this.cache.get(ck) ?? (await this.engine.get(dk))
+      return this.store(dk, ck, currentRaw, make(currentRaw && decodeRecord(currentRaw)), undefined)
+    })
   }
 
   /**
@@ -152,20 +181,32 @@ export class Store {
   private async applyEncoded(key: Buffer, incoming: StoredRecord, incomingRaw: Buffer | undefined): Promise<ApplyResult> {
     this.checkOpen()
     const dk = dataKey(key)
-    return this.keyLocks.run(dk.toString('latin1'), async () => {
-      const currentRaw = await this.engine.get(dk)
-      if (!currentRaw) {
-        await this.queue.write([{ type: 'put', key: dk, value: incomingRaw ?? encodeRecord(incoming) }])
-        return { stored: incoming, changed: true, concurrent: false }
-      }
-      const current = decodeRecord(currentRaw)
-      const { winner, concurrent } = resolve(current, incoming)
-      if (winner === current) return { stored: current, changed: false, concurrent }
-      const raw = winner === incoming && incomingRaw ? incomingRaw : encodeRecord(winner)
-      if (raw.equals(currentRaw)) return { stored: current, changed: false, concurrent }
-      await this.queue.write([{ type: 'put', key: dk, value: raw }])
-      return { stored: winner, changed: true, concurrent }
+    const ck = dk.toString('latin1')
+    return this.keyLocks.run(ck, async () => {
+      const currentRaw = this.cache.get(ck) ?? (await this.engine.get(dk))
+      return this.store(dk, ck, currentRaw, incoming, incomingRaw)
     })
+  }
+
+  /** Resolve against the current version and write the winner; the caller holds the key lock. */
+  private async store(dk: Buffer, ck: string, currentRaw: Buffer | undefined, incoming: StoredRecord, incomingRaw: Buffer | undefined): Promise<ApplyResult> {
+    if (!currentRaw) {
+      const raw = incomingRaw ?? encodeRecord(incoming)
+      await this.queue.write([{ type: 'put', key: dk, value: raw }])
+      this.cache.set(ck, raw)
+      return { stored: incoming, changed: true, concurrent: false }
+    }
+    const current = decodeRecord(currentRaw)
+    const { winner, concurrent } = resolve(current, incoming)
+    if (winner === current) {
+      this.cache.set(ck, currentRaw)
+      return { stored: current, changed: false, concurrent }
+    }
+    const raw = winner === incoming && incomingRaw ? incomingRaw : encodeRecord(winner)
+    if (raw.equals(currentRaw)) return { stored: current, changed: false, concurrent }
+    await this.queue.write([{ type: 'put', key: dk, value: raw }])
+    this.cache.set(ck, raw)
+    return { stored: winner, changed: true, concurrent }
   }
 
   /**
@@ -192,6 +233,8 @@ export class Store {
     const bounds = rangeBounds(start, end)
     return this.queue.exclusive(async () => {
       for (const b of bounds) await this.engine.deleteRange(b.gte, b.lt)
+      // Rare (cleanup): dropping the whole cache is simpler than finding the range's keys.
+      this.cache.clear()
     })
   }
 
@@ -210,6 +253,7 @@ export class Store {
         const current = await this.engine.get(dk)
         if (!current?.equals(raw)) return 0
         await this.queue.write([{ type: 'del', key: dk }])
+        this.cache.delete(dk.toString('latin1'))
         return 1
       })))
       for (const n of done) purged += n

@@ -343,14 +343,17 @@ class CoordinatorSim {
 
   private coordinator(self: string): Coordinator {
     const store = this.data.get(self)!
+    // No await between reading and writing a key: each call is atomic, like the store's key lock.
+    const apply = (key: Buffer, rec: StoredRecord) => {
+      const cur = store.get(key.toString())
+      const r = cur ? resolve(cur, rec) : { winner: rec, concurrent: false }
+      store.set(key.toString(), r.winner)
+      return { stored: r.winner, changed: r.winner !== cur, concurrent: r.concurrent }
+    }
     const local: LocalReplica = {
       get: async (key) => store.get(key.toString()),
-      apply: async (key, rec) => {
-        const cur = store.get(key.toString())
-        const r = cur ? resolve(cur, rec) : { winner: rec, concurrent: false }
-        store.set(key.toString(), r.winner)
-        return { stored: r.winner, changed: r.winner !== cur, concurrent: r.concurrent }
-      },
+      apply: async (key, rec) => apply(key, rec),
+      update: async (key, make) => apply(key, make(store.get(key.toString()))),
       addHint: async (target, key, rec) => {
         this.hints.get(self)!.push({ target, key, rec })
       },
