@@ -27,6 +27,8 @@ export interface LifecycleDeps {
   rf: number
   numTokens: number
   autoJoin: boolean
+  /** whether this node is one of its own seeds: only a seed founds a cluster on its own */
+  mayFoundCluster(): boolean
   gossipIntervalMs: number
   log: Logger
   store: Store
@@ -127,12 +129,21 @@ export class Lifecycle {
   }
 
   /** Called every gossip round: auto-join when it is this node's turn. */
+  private warnedNoSeed = false
+
   tick(): void {
     if (!this.d.autoJoin || this.stateNow !== 'JOINING' || this.busy) return
     // Let gossip find the others before deciding anything (a few rounds).
     if (!this.settledSinceStart()) return
     const view = this.d.view
     if (view.rangesPending) return
+    if (view.ring.size === 0 && !this.d.mayFoundCluster()) {
+      // A non-seed that reaches no seed (down, wrong address or cluster token) must not start a
+      // cluster of its own: it would take writes that the real cluster never sees.
+      if (!this.warnedNoSeed) this.d.log.warn('no seed answers and this node is not a seed; waiting in JOINING (check --seeds and the cluster token)')
+      this.warnedNoSeed = true
+      return
+    }
     // Auto-joining nodes take turns by name, so two never allocate tokens against the same ring.
     const waiting = view.withState('JOINING').filter((m) => m.up || m.hostId === this.d.hostId)
     const first = waiting.map((m) => m.name).sort()[0]

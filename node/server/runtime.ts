@@ -23,7 +23,7 @@ import { HintDelivery } from './hints.js'
 import { Lifecycle, MSG_PULL, MSG_SEES } from './lifecycle.js'
 import { loadNodeMeta, nextGeneration, saveNodeMeta } from './node-meta.js'
 import { registerReplicaHandlers, TransportChannel } from './replica-rpc.js'
-import { expandSeeds } from './seeds.js'
+import { expandSeeds, type Seeds } from './seeds.js'
 import { ensureWritableDir, listen } from './startup.js'
 
 const APP_NAME = 'name'
@@ -36,6 +36,8 @@ const MSG_GOSSIP = 'gossip'
  */
 export class NodeRuntime {
   private timers: NodeJS.Timeout[] = []
+  /** the seeds as last resolved */
+  seeds: Seeds = { peers: [], selfIsSeed: true }
   private stopping: Promise<void> | null = null
 
   private constructor(
@@ -74,7 +76,7 @@ export class NodeRuntime {
     const seeds = await expandSeeds(cfg.seeds, cfg.advertise)
     const gossiper = new Gossiper({
       self: { hostId, address: cfg.advertise, generation },
-      seeds,
+      seeds: seeds.peers,
       rng: createRng(`${hostId}:${generation}`),
       // The detector's defaults assume 1 s rounds; scale them with the configured interval.
       phi: { initialIntervalMs: cfg.gossipIntervalMs, acceptablePauseMs: 1.5 * cfg.gossipIntervalMs, minStdDevMs: cfg.gossipIntervalMs / 2 },
@@ -129,6 +131,7 @@ export class NodeRuntime {
         log.info({ state, tokens: tokens.length }, 'state')
       },
       handOffHints: () => hints.handOff(),
+      mayFoundCluster: () => rt?.seeds.selfIsSeed ?? false,
       repair: () => repairer.repairAll(),
     })
 
@@ -150,6 +153,7 @@ export class NodeRuntime {
     transport.attach(peerServer)
 
     rt = new NodeRuntime(cfg, log, store, metrics, transport, gossiper, view, coordinator, lifecycle, hints, repairer, clientServer, peerServer)
+    rt.seeds = seeds
 
     registerReplicaHandlers(transport, coordinator, store, () => service.checkAccepting())
     registerRangeStreaming(transport, store)
@@ -194,7 +198,10 @@ export class NodeRuntime {
     every(this.cfg.gossipIntervalMs, () => this.gossipRound())
     every(Math.max(1000, this.cfg.gossipIntervalMs), () => this.hints.deliverDue())
     every(10_000, () => this.gossiper.setLocal(APP.LOAD, String(this.store.approximateSize())))
-    every(30_000, async () => this.gossiper.setSeeds(await expandSeeds(this.cfg.seeds, this.cfg.advertise)))
+    every(30_000, async () => {
+      this.seeds = await expandSeeds(this.cfg.seeds, this.cfg.advertise)
+      this.gossiper.setSeeds(this.seeds.peers)
+    })
     every(this.cfg.repairIntervalMs, async () => {
       if (this.lifecycle.state === 'AVAILABLE' && !this.view.rangesPending) await this.repairer.repairAll()
     })
