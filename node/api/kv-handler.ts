@@ -9,6 +9,9 @@ import type { Consistency, KvService } from './service.js'
 
 export const KV_PREFIX = '/v1/kv/'
 const DEFAULT_CONTENT_TYPE = 'application/octet-stream'
+/** How long, and for how many bytes, a refused upload is read and dropped before closing. */
+const LINGER_MS = 1000
+const LINGER_BYTES = 16 << 20
 
 /** Shared with the server: once it stops, responses close their connections. */
 export interface ServerState {
@@ -36,12 +39,46 @@ export function createKvHandler(o: KvHandlerOptions): (req: IncomingMessage, res
     res.writeHead(status, headers)
   }
 
-  function fail(op: KvOp, res: ServerResponse, e: unknown, started: number, close = false): void {
+  function fail(op: KvOp, res: ServerResponse, e: unknown, started: number): void {
     const err = toRingError(e)
     if (err.code === 'INTERNAL') log.error({ err: e }, 'request failed')
     if (state.stopping) res.shouldKeepAlive = false
-    sendError(res, err, close ? { connection: 'close' } : {})
+    sendError(res, err)
     meter.done(op, err.status, started)
+  }
+
+  /**
+   * Refuses a PUT whose body is still coming (too large, or of unknown size), and closes the
+   * connection — but not at once: closing a socket with unread data in it makes the kernel
+   * reset the connection, and a client still sending its body would lose the answer with it.
+   * So the answer goes out whole, the rest of the body is read and dropped for a moment
+   * (bounded in time and bytes, like a web server's lingering close), and then we close.
+   */
+  function refuse(req: IncomingMessage, res: ServerResponse, err: RingError, started: number): void {
+    if (res.headersSent) {
+      res.destroy()
+      return
+    }
+    const body = JSON.stringify(err.toJSON())
+    res.writeHead(err.status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), connection: 'close' })
+    res.write(body)
+    meter.done('put', err.status, started)
+    let dropped = 0
+    const finish = () => {
+      clearTimeout(timer)
+      req.off('data', drop)
+      res.end()
+    }
+    const drop = (chunk: Buffer) => {
+      dropped += chunk.length
+      if (dropped > LINGER_BYTES) finish()
+    }
+    // A client that sent `Expect: 100-continue` is not sending: nothing to wait for.
+    const timer = setTimeout(finish, req.headers.expect === undefined ? LINGER_MS : 0)
+    req.on('data', drop)
+    req.once('end', finish)
+    req.once('error', finish)
+    req.resume()
   }
 
   async function get(key: Buffer, cl: Consistency, res: ServerResponse, started: number): Promise<void> {
@@ -75,9 +112,8 @@ export function createKvHandler(o: KvHandlerOptions): (req: IncomingMessage, res
     const expiresAt = parseTtl(query)
     const declared = req.headers['content-length']
     if (declared !== undefined && Number(declared) > maxValueBytes) {
-      // Refuse before reading a byte of the body; close so the unread body is not parsed as a request.
-      fail('put', res, tooLarge(maxValueBytes), started, true)
-      req.resume()
+      // Refused before a byte of the body is stored; the connection goes (see refuse).
+      refuse(req, res, tooLarge(maxValueBytes), started)
       return
     }
     // The client waits for this before sending a body (checkContinue in client-server.ts).
@@ -85,17 +121,18 @@ export function createKvHandler(o: KvHandlerOptions): (req: IncomingMessage, res
     const chunks: Buffer[] = []
     let size = 0
     let aborted = false
-    req.on('data', (chunk: Buffer) => {
-      if (aborted) return
+    const collect = (chunk: Buffer) => {
       size += chunk.length
-      if (size > maxValueBytes) {
-        aborted = true
-        chunks.length = 0
-        fail('put', res, tooLarge(maxValueBytes), started, true)
+      if (size <= maxValueBytes) {
+        chunks.push(chunk)
         return
       }
-      chunks.push(chunk)
-    })
+      aborted = true
+      chunks.length = 0
+      req.off('data', collect)
+      refuse(req, res, tooLarge(maxValueBytes), started)
+    }
+    req.on('data', collect)
     req.on('end', () => {
       if (aborted) return
       const value = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)
@@ -134,11 +171,10 @@ export function createKvHandler(o: KvHandlerOptions): (req: IncomingMessage, res
         throw new RingError('METHOD_NOT_ALLOWED', `${method} is not supported on /v1/kv/{key}; use GET, PUT or DELETE`)
       }
     } catch (e) {
-      // A refused PUT's body is still on the wire: node:http drains a small declared body to
-      // keep the connection; one of unknown or refused size goes with the connection.
-      const close = op === 'put' && !bodyIsSmall(req, maxValueBytes)
-      fail(op, res, e, started, close)
-      if (op === 'put') req.resume()
+      // A refused PUT's body is still on the wire: node:http drains a small declared body and
+      // keeps the connection; one of unknown or refused size goes with the connection.
+      if (op === 'put' && !bodyIsSmall(req, maxValueBytes)) refuse(req, res, toRingError(e), started)
+      else fail(op, res, e, started)
     }
   }
 }
