@@ -179,6 +179,9 @@ export async function storedKeys(node: TestNode): Promise<Map<string, number>> {
   return out
 }
 
+/** sleep() that does not keep the process alive (a failed test must not leave a poller running). */
+const idleSleep = (ms: number) => new Promise((r) => setTimeout(r, ms).unref())
+
 /** Polls a node's admin status and records every state it passes through. */
 export class StateTrace {
   readonly states: string[] = []
@@ -195,7 +198,7 @@ export class StateTrace {
           this.samples.push(s)
           if (this.states[this.states.length - 1] !== s.state) this.states.push(s.state)
         } catch {}
-        await sleep(everyMs)
+        await idleSleep(everyMs)
       }
     })()
   }
