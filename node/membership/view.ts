@@ -1,5 +1,4 @@
 import type { Topology } from '../replication/coordinator.js'
-import { pendingReplicasFor } from '../ring/pending.js'
 import { Ring } from '../ring/ring.js'
 import type { Member, NodeState } from '../ring/state.js'
 import { tokenOf } from '../ring/token.js'
@@ -68,10 +67,12 @@ export class ClusterView implements Topology {
     return this.members.get(hostId)?.up ?? false
   }
 
-  replicasFor(key: Buffer): { natural: string[]; pending: string[] } {
+  replicasFor(key: Buffer): { natural: string[]; pending: string[]; future?: string[] } {
     const token = tokenOf(key)
     const natural = this.current.replicasFor(token, this.rf) as string[]
-    const pending = this.moving ? pendingReplicasFor(this.current, this.future, token, this.rf) : []
-    return { natural, pending }
+    if (!this.moving) return { natural, pending: [] }
+    const future = this.future.replicasFor(token, this.rf) as string[]
+    return { natural, pending: future.filter((h) => !natural.includes(h)), future }
   }
+
 }

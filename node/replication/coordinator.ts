@@ -9,7 +9,9 @@ import { compareVV, incrementVV, mergeVV, type HlcClock, type VersionVector } fr
 export interface Topology {
   readonly selfId: string
   readonly rf: number
-  replicasFor(key: Buffer): { natural: string[]; pending: string[] }
+  /** natural: the replicas now; pending: replicas-to-be that are not replicas now; future: all
+   *  replicas-to-be, given only while the key's range moves */
+  replicasFor(key: Buffer): { natural: string[]; pending: string[]; future?: string[] }
   isUp(hostId: string): boolean
 }
 
@@ -55,11 +57,11 @@ export class Coordinator {
 
   async write(key: Buffer, w: ClientWrite, cl: Consistency): Promise<StoredRecord> {
     const { topology, channel, timeoutMs } = this.o
-    const { natural, pending } = topology.replicasFor(key)
+    const { natural, pending, future } = topology.replicasFor(key)
     if (!natural.includes(topology.selfId)) {
       return this.forward(natural, (id) => channel.forwardWrite(id, key, w, cl, timeoutMs))
     }
-    const plan = planWrite(natural, pending, (id) => id === topology.selfId || topology.isUp(id), cl, topology.rf)
+    const plan = planWrite(natural, pending, (id) => id === topology.selfId || topology.isUp(id), cl, topology.rf, future)
     const round = new WriteRound(new Set(natural), plan)
     if (w.context) await this.catchUp(key, w.context, plan.send)
     return new Promise<StoredRecord>((resolvePromise, reject) => {

@@ -20,6 +20,12 @@ export interface WritePlan {
   hint: string[]
   /** acks from natural replicas needed before answering */
   blockFor: number
+  /**
+   * While the key's range moves: its replicas once the move is done. The write must then also
+   * reach blockFor of these, or a QUORUM read after the move (from the new replicas) could miss
+   * it. Pending replicas count only here, never towards the current level.
+   */
+  future?: string[]
 }
 
 /**
@@ -27,11 +33,18 @@ export interface WritePlan {
  * up than the level needs. Pending replicas receive the write but never count: a node still
  * streaming its ranges is not yet a replica, and hints are not replicas either.
  */
-export function planWrite(natural: string[], pending: string[], isUp: (id: string) => boolean, cl: Consistency, rf: number): WritePlan {
+export function planWrite(natural: string[], pending: string[], isUp: (id: string) => boolean, cl: Consistency, rf: number, future?: string[]): WritePlan {
   const need = blockFor(cl, rf)
   const alive = natural.filter(isUp)
   if (alive.length < need) {
     throw new RingError('UNAVAILABLE', `only ${alive.length} of ${natural.length} replicas are up and consistency ${cl} needs ${need}; retry later or use a lower consistency`, { required: need, alive: alive.length })
+  }
+  const moving = future !== undefined && !sameMembers(future, natural)
+  if (moving) {
+    const futureAlive = future.filter(isUp).length
+    if (futureAlive < need) {
+      throw new RingError('UNAVAILABLE', `the key's range is moving and only ${futureAlive} of its ${future.length} replicas-to-be are up; consistency ${cl} needs ${need} of them too — retry later or use a lower consistency`, { required: need, alive: futureAlive })
+    }
   }
   const send = [...alive]
   const hint = natural.filter((id) => !isUp(id))
@@ -40,7 +53,11 @@ export function planWrite(natural: string[], pending: string[], isUp: (id: strin
     if (isUp(p)) send.push(p)
     else hint.push(p)
   }
-  return { send, hint, blockFor: need }
+  return moving ? { send, hint, blockFor: need, future: [...future] } : { send, hint, blockFor: need }
+}
+
+function sameMembers(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((x) => b.includes(x))
 }
 
 export type RoundOutcome = { done: false } | { done: true; ok: true } | { done: true; ok: false; error: RingError }
@@ -56,12 +73,20 @@ export class WriteRound {
   private readonly counted: ReadonlySet<string>
   private readonly acked = new Set<string>()
   private readonly failed = new Set<string>()
+  /** replicas-to-be that were sent the write, while the range moves */
+  private readonly futureCounted: ReadonlySet<string> | undefined
+  private readonly futureAcked = new Set<string>()
+  private readonly futureFailed = new Set<string>()
   private settled = false
 
   constructor(natural: ReadonlySet<string>, private readonly plan: WritePlan) {
     invariant(plan.blockFor <= natural.size, 'blockFor cannot exceed the natural replicas')
     this.counted = new Set(plan.send.filter((id) => natural.has(id)))
     invariant(this.counted.size >= plan.blockFor, 'a plan sends to at least blockFor natural replicas')
+    if (plan.future) {
+      this.futureCounted = new Set(plan.send.filter((id) => plan.future!.includes(id)))
+      invariant(this.futureCounted.size >= plan.blockFor, 'a plan sends to at least blockFor replicas-to-be')
+    }
   }
 
   get acks(): number {
@@ -70,18 +95,24 @@ export class WriteRound {
 
   ack(id: string): RoundOutcome {
     if (this.counted.has(id) && !this.failed.has(id)) this.acked.add(id)
+    if (this.futureCounted?.has(id) && !this.futureFailed.has(id)) this.futureAcked.add(id)
     return this.outcome()
   }
 
   fail(id: string): RoundOutcome {
     if (this.counted.has(id) && !this.acked.has(id)) this.failed.add(id)
+    if (this.futureCounted?.has(id) && !this.futureAcked.has(id)) this.futureFailed.add(id)
     return this.outcome()
+  }
+
+  private get enough(): boolean {
+    return this.acked.size >= this.plan.blockFor && (!this.futureCounted || this.futureAcked.size >= this.plan.blockFor)
   }
 
   /** The deadline passed: answer now with whatever arrived (nothing, if already answered). */
   timeout(): RoundOutcome {
     if (this.settled) return { done: false }
-    if (this.acked.size >= this.plan.blockFor) return this.settle({ done: true, ok: true })
+    if (this.enough) return this.settle({ done: true, ok: true })
     return this.settle({ done: true, ok: false, error: this.timeoutError() })
   }
 
@@ -91,8 +122,8 @@ export class WriteRound {
 
   private outcome(): RoundOutcome {
     if (this.settled) return { done: false }
-    if (this.acked.size >= this.plan.blockFor) return this.settle({ done: true, ok: true })
-    const reachable = this.counted.size - this.failed.size
+    if (this.enough) return this.settle({ done: true, ok: true })
+    const reachable = Math.min(this.counted.size - this.failed.size, this.futureCounted ? this.futureCounted.size - this.futureFailed.size : Infinity)
     if (reachable < this.plan.blockFor) {
       return this.settle({
         done: true,
