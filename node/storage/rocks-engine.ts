@@ -49,6 +49,7 @@ const NEXTV_BATCH = 1000
 /** Engine on RocksDB 9 through @nxtedition/rocksdb (see docs/decisions/storage-engine.md). */
 export class RocksEngine implements Engine {
   private readonly iterators = new Set<RocksIterator>()
+  private pendingGets: { key: Buffer; resolve: (v: Buffer | undefined) => void; reject: (e: unknown) => void }[] = []
   private closed = false
 
   private constructor(
@@ -93,10 +94,29 @@ export class RocksEngine implements Engine {
     return new RocksEngine(dir, db, writer)
   }
 
-  async get(key: Buffer): Promise<Buffer | undefined> {
+  /**
+   * Point reads issued in the same tick go to RocksDB as one multi-get: one hop to the thread
+   * pool for a whole chunk of streamed records or a burst of requests, not one each.
+   */
+  get(key: Buffer): Promise<Buffer | undefined> {
     this.checkOpen()
-    const [v] = await this.db.getMany([key])
-    return v ?? undefined
+    return new Promise((resolve, reject) => {
+      this.pendingGets.push({ key, resolve, reject })
+      if (this.pendingGets.length === 1) queueMicrotask(() => this.flushGets())
+    })
+  }
+
+  private flushGets(): void {
+    const batch = this.pendingGets
+    this.pendingGets = []
+    this.db.getMany(batch.map((g) => g.key)).then(
+      (vs) => {
+        for (let i = 0; i < batch.length; i++) batch[i]!.resolve(vs[i] ?? undefined)
+      },
+      (err) => {
+        for (const g of batch) g.reject(err)
+      },
+    )
   }
 
   async getMany(keys: Buffer[]): Promise<(Buffer | undefined)[]> {
