@@ -13,6 +13,8 @@ export interface MemberInfo extends Member {
   readonly up: boolean
   readonly load: number
   readonly generation: number
+  /** false for a node that waits for POST /admin/join (not in auto-join's turn-taking) */
+  readonly autoJoin?: boolean
 }
 
 /**

@@ -145,7 +145,8 @@ export class Lifecycle {
       return
     }
     // Auto-joining nodes take turns by name, so two never allocate tokens against the same ring.
-    const waiting = view.withState('JOINING').filter((m) => m.up || m.hostId === this.d.hostId)
+    // Nodes waiting for an operator's /admin/join are not in the turn-taking.
+    const waiting = view.withState('JOINING').filter((m) => (m.up && m.autoJoin !== false) || m.hostId === this.d.hostId)
     const first = waiting.map((m) => m.name).sort()[0]
     if (first !== this.d.name) return
     this.join().catch((e) => this.d.log.info({ reason: (e as Error).message }, 'auto-join not started; will retry'))
@@ -273,8 +274,12 @@ export class Lifecycle {
     // LEFT is gossiped first and reported here only once every live peer has it: the operator
     // deletes this node when it says LEFT, and a LEFT that died with it would leave the others
     // seeing a LEAVING node forever.
+    // No more client writes from here on, so no new hints: the ones written since the hand-off
+    // above go in a second one before this node says LEFT.
+    this.draining = true
     await this.d.publish('LEFT', this.tokensNow)
     await this.confirm('LEFT')
+    await this.d.handOffHints()
     this.stateNow = 'LEFT'
     this.claimed = false
     this.d.log.info({ ranges: this.progress.rangesDone, bytes: this.progress.bytes }, 'decommission done: LEFT')

@@ -28,6 +28,7 @@ import { ensureWritableDir, listen } from './startup.js'
 
 const APP_NAME = 'name'
 const APP_CLIENT = 'client'
+const APP_AUTO_JOIN = 'autojoin'
 const MSG_GOSSIP = 'gossip'
 
 /**
@@ -81,7 +82,7 @@ export class NodeRuntime {
       // The detector's defaults assume 1 s rounds; scale them with the configured interval.
       phi: { initialIntervalMs: cfg.gossipIntervalMs, acceptablePauseMs: 1.5 * cfg.gossipIntervalMs, minStdDevMs: cfg.gossipIntervalMs / 2 },
       pauseGraceMs: Math.max(5000, 5 * cfg.gossipIntervalMs),
-      app: { [APP_NAME]: cfg.name, [APP_CLIENT]: clientAddress(cfg), [APP.RF]: String(cfg.replicationFactor) },
+      app: { [APP_NAME]: cfg.name, [APP_CLIENT]: clientAddress(cfg), [APP.RF]: String(cfg.replicationFactor), [APP_AUTO_JOIN]: String(cfg.autoJoin) },
     })
     const view = new ClusterView(hostId, cfg.replicationFactor)
     const clock = new HlcClock(hostId)
@@ -208,7 +209,22 @@ export class NodeRuntime {
     this.refreshView()
   }
 
+  private readonly startedAt = Date.now()
+  /** whether the view was last built inside the start-up grace */
+  private viewInGrace = true
+
+  /**
+   * Right after a start the failure detector has judged nobody yet: gossip reports every peer
+   * down until it answers. For that short window (3 gossip rounds) peers count as up, so a
+   * restarted node does not refuse writes with UNAVAILABLE for replicas that are fine (a peer
+   * that really is down fails the request and gets a hint); /readyz waits it out.
+   */
+  get inStartupGrace(): boolean {
+    return Date.now() - this.startedAt < 3 * this.cfg.gossipIntervalMs
+  }
+
   private gossipRound(): void {
+    if (this.viewInGrace && !this.inStartupGrace) this.refreshView()
     for (const o of this.gossiper.tick(Date.now())) this.transport.send(o.to, MSG_GOSSIP, { from: this.cfg.advertise, msg: o.msg })
     this.afterGossip()
     this.lifecycle.tick()
@@ -239,6 +255,7 @@ export class NodeRuntime {
   }
 
   refreshView(): void {
+    const grace = (this.viewInGrace = this.inStartupGrace)
     const members: MemberInfo[] = []
     for (const ep of this.gossiper.endpoints()) {
       if (!ep.state) continue
@@ -253,9 +270,10 @@ export class NodeRuntime {
         clientAddress: ep.app.get(APP_CLIENT)?.value ?? '',
         state: ep.state,
         tokens,
-        up: ep.self || ep.up,
+        up: ep.self || ep.up || (grace && ep.state !== 'LEFT'),
         load: Number(ep.app.get(APP.LOAD)?.value ?? 0),
         generation: ep.generation,
+        autoJoin: ep.app.get(APP_AUTO_JOIN)?.value !== 'false',
       })
     }
     this.view.update(members)
@@ -314,7 +332,8 @@ class NodeService implements KvService {
   }
 
   isReady(): boolean {
-    return this.rt().lifecycle.state === 'AVAILABLE' && !this.rt().lifecycle.draining
+    const r = this.rt()
+    return r.lifecycle.state === 'AVAILABLE' && !r.lifecycle.draining && !r.inStartupGrace
   }
 
   nodeView(): NodeView {
