@@ -12,7 +12,7 @@
  * metrics). Both get identical requests — same keys, same 100-byte values, same keep-alive
  * connections (undici Pool, one per system, `--concurrency` connections), same closed loop —
  * GET runs and PUT runs alternating system by system, `--rounds` times; each cell is the
- * median over rounds. Server CPU per operation (from /proc) is printed too: on a shared
+ * median over rounds, each ratio the median of the rounds' ratios. Server CPU per operation (from /proc) is printed too: on a shared
  * machine it moves less with other people's load than throughput does.
  *
  * `--systems` may add `api`: the node's own client server (kv-handler, metrics, ETags) over a Map
@@ -266,13 +266,19 @@ async function main(): Promise<void> {
     console.log('\n| op | throughput node/bare | p99 node/bare | server CPU per op node/bare |\n|---|---|---|---|')
     for (const sys of o.systems.filter((x) => x !== 'bare')) {
       for (const op of OPS) {
-        const ratio = (f: (c: Cell) => number) => cell(sys, op, f) / cell('bare', op, f)
+        // Paired by round (the two ran back to back), then the median: load from other work
+        // moves both sides of a pair together far more than it moves one round against another.
+        const ratio = (f: (c: Cell) => number) => {
+          const mine = cells.filter((c) => c.system === sys && c.op === op)
+          const base = cells.filter((c) => c.system === 'bare' && c.op === op)
+          return median(mine.map((c, i) => f(c) / f(base[i]!)))
+        }
         console.log(`| ${op.toUpperCase()}${sys === 'ringkv' ? '' : ` (${sys})`} | ${ratio((c) => c.opsPerSec).toFixed(2)}x | ${ratio((c) => c.p99).toFixed(2)}x | ${ratio((c) => c.cpuUs).toFixed(2)}x |`)
       }
     }
   }
   const errors = cells.reduce((n, c) => n + c.errors, 0)
-  console.log(`\n(median of ${o.rounds} alternating ${o.seconds} s runs per cell; concurrency ${o.concurrency}; ${o.records} keys, ${o.valueBytes}-byte values; ${errors} errors; load average at the end ${loadavg()[0]!.toFixed(1)} on ${cpus().length} cores)`)
+  console.log(`\n(median of ${o.rounds} alternating ${o.seconds} s runs per cell, ratios the median of per-round ratios; concurrency ${o.concurrency}; ${o.records} keys, ${o.valueBytes}-byte values; ${errors} errors; load average at the end ${loadavg()[0]!.toFixed(1)} on ${cpus().length} cores)`)
   if (errors) process.exitCode = 1
 }
 
