@@ -3,7 +3,7 @@ import type { ClientWrite, Consistency } from '../api/service.js'
 import type { StoredRecord } from '../storage/record.js'
 import { planRead, planWrite, WriteRound, type RoundOutcome } from './rounds.js'
 import { canonicalVV, resolve } from './resolve.js'
-import { compareVV, incrementVV, mergeVV, type HlcClock, type VersionVector } from './version.js'
+import { compareVV, mergeVV, mintCounter, type HlcClock, type VersionVector } from './version.js'
 
 /** Where a key lives right now, as this node's ring and failure detector see it. */
 export interface Topology {
@@ -174,13 +174,14 @@ export class Coordinator {
       if (cur) clock.observe(cur.ts)
       let base = cur?.vv ?? {}
       if (w.context) base = mergeVV(base, w.context)
+      const ts = clock.tick()
       const rec: StoredRecord = {
         value: w.value ?? Buffer.alloc(0),
         contentType: w.value ? (w.contentType ?? 'application/octet-stream') : '',
         // Canonical entry order: the ETag is the vector's JSON, so the PUT's ETag must match
         // the one later reads (of the decoded, sorted record) return.
-        vv: canonicalVV(incrementVV(base, topology.selfId)),
-        ts: clock.tick(),
+        vv: canonicalVV({ ...base, [topology.selfId]: mintCounter(base[topology.selfId], ts) }),
+        ts,
         tombstone: w.value === undefined,
       }
       if (w.expiresAt !== undefined) rec.expiresAt = w.expiresAt

@@ -48,6 +48,18 @@ export function mergeVV(a: VersionVector, b: VersionVector): VersionVector {
   return out
 }
 
+/**
+ * The counter a coordinator gives its own entry when it mints a version: above the one it
+ * supersedes and above anything this node minted earlier for any key, because it follows the
+ * node's clock (wall ms x 1024 + logical, < 2^53 until the year 2248). A counter taken only
+ * from the local copy would go back to 1 once that copy is gone (a purged tombstone or expired
+ * value), and the new write would lose to the old version still on another replica (Riak's
+ * KV679).
+ */
+export function mintCounter(previous: number | undefined, ts: Hlc): number {
+  return Math.max((previous ?? 0) + 1, ts.wall * 1024 + Math.min(ts.logical, 1023))
+}
+
 export function incrementVV(vv: VersionVector, node: string): VersionVector {
   return { ...vv, [node]: (vv[node] ?? 0) + 1 }
 }
@@ -91,6 +103,11 @@ export class HlcClock {
     const pt = this.now()
     if (pt > this.last.wall) this.last = { wall: pt, logical: 0, node: this.node }
     else this.last = { wall: this.last.wall, logical: this.last.logical + 1, node: this.node }
+    return this.last
+  }
+
+  /** The last timestamp issued or observed. */
+  peek(): Hlc {
     return this.last
   }
 

@@ -29,6 +29,8 @@ import { ensureWritableDir, listen } from './startup.js'
 const APP_NAME = 'name'
 const APP_CLIENT = 'client'
 const APP_AUTO_JOIN = 'autojoin'
+const META_CLOCK_LEASE = 'hlc-lease'
+const CLOCK_LEASE_MS = 10_000
 const MSG_GOSSIP = 'gossip'
 
 /**
@@ -50,6 +52,7 @@ export class NodeRuntime {
     readonly gossiper: Gossiper,
     readonly view: ClusterView,
     readonly coordinator: Coordinator,
+    readonly clock: HlcClock,
     readonly lifecycle: Lifecycle,
     readonly hints: HintDelivery,
     readonly repairer: Repairer,
@@ -86,6 +89,10 @@ export class NodeRuntime {
     })
     const view = new ClusterView(hostId, cfg.replicationFactor)
     const clock = new HlcClock(hostId)
+    // Never stamp (or mint counters) below what this node issued before a restart, even if the
+    // wall clock went back: start from the persisted lease (see persistClockLease).
+    const lease = await store.getMeta(META_CLOCK_LEASE)
+    if (lease) clock.observe({ wall: Number(lease.toString()), logical: 0, node: hostId })
     const channel = new TransportChannel(transport, view)
     const coordinator = new Coordinator({
       topology: view,
@@ -153,7 +160,7 @@ export class NodeRuntime {
     const peerServer = createServer({ keepAliveTimeout: 65_000 }, adminApp)
     transport.attach(peerServer)
 
-    rt = new NodeRuntime(cfg, log, store, metrics, transport, gossiper, view, coordinator, lifecycle, hints, repairer, clientServer, peerServer)
+    rt = new NodeRuntime(cfg, log, store, metrics, transport, gossiper, view, coordinator, clock, lifecycle, hints, repairer, clientServer, peerServer)
     rt.seeds = seeds
 
     registerReplicaHandlers(transport, coordinator, store, () => service.checkAccepting())
@@ -181,6 +188,7 @@ export class NodeRuntime {
     const tokens = (persisted?.tokens ?? []).map((t) => BigInt(t))
     const state = persisted && isNodeState(persisted.state) ? persisted.state : undefined
     await lifecycle.restore(state, tokens)
+    await rt.persistClockLease()
     rt.startLoops()
     log.info({ hostId, generation, state: lifecycle.state, client: clientAddress(cfg), peer: cfg.advertise, seeds }, 'node started')
     return rt
@@ -197,6 +205,7 @@ export class NodeRuntime {
       this.timers.push(t)
     }
     every(this.cfg.gossipIntervalMs, () => this.gossipRound())
+    every(CLOCK_LEASE_MS / 2, () => this.persistClockLease())
     every(Math.max(1000, this.cfg.gossipIntervalMs), () => this.hints.deliverDue())
     every(10_000, () => this.gossiper.setLocal(APP.LOAD, String(this.store.approximateSize())))
     every(30_000, async () => {
@@ -221,6 +230,12 @@ export class NodeRuntime {
    */
   get inStartupGrace(): boolean {
     return Date.now() - this.startedAt < 3 * this.cfg.gossipIntervalMs
+  }
+
+  /** Persists a bound above every timestamp this node can issue before the next call. */
+  private persistClockLease(): Promise<void> {
+    const bound = this.clock.tick().wall + CLOCK_LEASE_MS
+    return this.store.putMeta(META_CLOCK_LEASE, Buffer.from(String(bound)))
   }
 
   private gossipRound(): void {
