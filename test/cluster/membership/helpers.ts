@@ -189,22 +189,29 @@ export class StateTrace {
   private stopped = false
   private done: Promise<void>
 
+  private readonly sample: () => Promise<void>
+
   constructor(cluster: TestCluster, node: TestNode, everyMs = 100) {
     const admin = cluster.admin(node)
+    this.sample = async () => {
+      try {
+        const s = await admin.status(2000)
+        this.samples.push(s)
+        if (this.states[this.states.length - 1] !== s.state) this.states.push(s.state)
+      } catch {}
+    }
     this.done = (async () => {
       while (!this.stopped) {
-        try {
-          const s = await admin.status(2000)
-          this.samples.push(s)
-          if (this.states[this.states.length - 1] !== s.state) this.states.push(s.state)
-        } catch {}
+        await this.sample()
         await idleSleep(everyMs)
       }
     })()
   }
 
+  /** Stops sampling after one last sample, so the state the caller just waited for is in. */
   async stop(): Promise<void> {
     this.stopped = true
     await this.done
+    await this.sample()
   }
 }
