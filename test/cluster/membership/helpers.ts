@@ -10,7 +10,7 @@ import { Ring } from '../../../node/ring/ring.js'
 import { tokenOf } from '../../../node/ring/token.js'
 import { rangeContains, type Range } from '../../../node/ring/range.js'
 import { Store } from '../../../node/storage/store.js'
-import type { AdminStatus } from '../../../node/client/admin-client.js'
+import type { AdminClient, AdminStatus } from '../../../node/client/admin-client.js'
 import { MAIN, type TestCluster, type TestNode } from '../../helpers/cluster.js'
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
@@ -189,23 +189,24 @@ export class StateTrace {
   private stopped = false
   private done: Promise<void>
 
-  private readonly sample: () => Promise<void>
+  private readonly admin: AdminClient
 
   constructor(cluster: TestCluster, node: TestNode, everyMs = 100) {
-    const admin = cluster.admin(node)
-    this.sample = async () => {
-      try {
-        const s = await admin.status(2000)
-        this.samples.push(s)
-        if (this.states[this.states.length - 1] !== s.state) this.states.push(s.state)
-      } catch {}
-    }
+    this.admin = cluster.admin(node)
     this.done = (async () => {
       while (!this.stopped) {
         await this.sample()
         await idleSleep(everyMs)
       }
     })()
+  }
+
+  private async sample(): Promise<void> {
+    try {
+      const s = await this.admin.status(2000)
+      this.samples.push(s)
+      if (this.states[this.states.length - 1] !== s.state) this.states.push(s.state)
+    } catch {}
   }
 
   /** Stops sampling after one last sample, so the state the caller just waited for is in. */
