@@ -280,6 +280,9 @@ export class Coordinator {
   }
 
   private async forward<T>(natural: string[], call: (id: string) => Promise<T>): Promise<T> {
+    if (natural.length === 0) {
+      throw new RingError('UNAVAILABLE', 'no node owns any data yet: the ring is empty until a node joins (auto-join, or POST /admin/join on the peer port)', { required: 1, alive: 0 })
+    }
     const live = natural.filter((id) => this.o.topology.isUp(id))
     if (live.length === 0) {
       throw new RingError('UNAVAILABLE', `none of the key's ${natural.length} replicas is up; retry later`, { required: 1, alive: 0 })

@@ -337,12 +337,26 @@ class NodeService implements KvService {
   async get(key: Buffer, cl: Consistency): Promise<StoredRecord | undefined> {
     const r = this.rt()
     if (r.lifecycle.state === 'LEFT') this.checkAccepting()
+    this.checkRingKnown()
     return r.coordinator.read(key, cl)
+  }
+
+  /**
+   * A restarted node knows only itself until its first gossip exchange: with that ring every key
+   * would be "its own", and a ONE write would land on this node alone. Until a peer has told
+   * it the ring (or it has no peers to ask), it coordinates nothing.
+   */
+  private checkRingKnown(): void {
+    const r = this.rt()
+    if (r.seeds.peers.length === 0) return
+    if (r.view.all().some((m) => m.hostId !== r.view.selfId)) return
+    throw new RingError('UNAVAILABLE', 'this node has not heard from any peer yet, so it does not know the ring; retry in a moment or use another node', { required: 1, alive: 0 })
   }
 
   // async: a refusal must reject the promise, not throw past the PUT handler's .then()
   async write(key: Buffer, w: ClientWrite, cl: Consistency): Promise<StoredRecord> {
     this.checkAccepting()
+    this.checkRingKnown()
     return this.rt().coordinator.write(key, w, cl)
   }
 
