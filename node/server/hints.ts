@@ -55,7 +55,7 @@ export class HintDelivery {
         continue
       }
       try {
-        await transport.request(address, MSG.apply, { key: h.key, rec: encodeRecord(h.rec) }, { timeoutMs: 5000 })
+        await transport.request(address, MSG.apply, { key: h.key, rec: encodeRecord(h.rec), to: target }, { timeoutMs: 5000 })
       } catch (e) {
         log.debug({ err: e, target }, 'hint delivery paused; replica not answering')
         return

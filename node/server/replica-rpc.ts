@@ -15,8 +15,10 @@ export const MSG = {
   forwardRead: 'kv.read',
 } as const
 
-interface ApplyReq { key: Buffer; rec: Buffer }
-interface ReadReq { key: Buffer }
+/** `to`: the host id the coordinator means. A new process at an old address (a node that lost
+ *  its disk comes back as a new identity) must not answer for the replica that was there. */
+interface ApplyReq { key: Buffer; rec: Buffer; to?: string }
+interface ReadReq { key: Buffer; to?: string }
 interface ForwardWriteReq { key: Buffer; value?: Buffer; contentType?: string; context?: Record<string, number>; expiresAt?: number; cl: Consistency }
 interface ForwardReadReq { key: Buffer; cl: Consistency }
 
@@ -46,11 +48,11 @@ export class TransportChannel implements ReplicaChannel {
   }
 
   async apply(hostId: string, key: Buffer, rec: StoredRecord, timeoutMs: number): Promise<void> {
-    await this.call(hostId, MSG.apply, { key, rec: encodeRecord(rec) } satisfies ApplyReq, timeoutMs)
+    await this.call(hostId, MSG.apply, { key, rec: encodeRecord(rec), to: hostId } satisfies ApplyReq, timeoutMs)
   }
 
   async read(hostId: string, key: Buffer, timeoutMs: number): Promise<StoredRecord | undefined> {
-    const r = await this.call<{ rec?: Buffer }>(hostId, MSG.read, { key } satisfies ReadReq, timeoutMs)
+    const r = await this.call<{ rec?: Buffer }>(hostId, MSG.read, { key, to: hostId } satisfies ReadReq, timeoutMs)
     return r.rec ? decodeRecord(r.rec) : undefined
   }
 
@@ -70,13 +72,19 @@ export class TransportChannel implements ReplicaChannel {
 
 /** Serves the replication messages on this node. */
 export function registerReplicaHandlers(transport: Transport, coordinator: Coordinator, store: Store, accepting: () => void): void {
+  const self = store.hostId()
+  const checkTarget = (to: string | undefined) => {
+    if (to !== undefined && to !== self) throw new RingError('UNAVAILABLE', `this is node ${self}, not ${to}: that replica is gone from this address`, { required: 1, alive: 0 })
+  }
   transport.on<ApplyReq>(MSG.apply, async (req) => {
     if (!Buffer.isBuffer(req?.key) || !Buffer.isBuffer(req.rec)) throw new RingError('BAD_REQUEST', 'replica.apply needs key and rec buffers')
+    checkTarget(req.to)
     await coordinator.applyReplica(req.key, decodeRecord(req.rec))
     return { ok: true }
   })
   transport.on<ReadReq>(MSG.read, async (req) => {
     if (!Buffer.isBuffer(req?.key)) throw new RingError('BAD_REQUEST', 'replica.read needs a key buffer')
+    checkTarget(req.to)
     const rec = await store.getRaw(req.key)
     return rec ? { rec } : {}
   })
