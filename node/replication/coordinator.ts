@@ -108,6 +108,8 @@ export class Coordinator {
       return this.forward(natural, (id) => channel.forwardRead(id, key, cl, timeoutMs))
     }
     const plan = planRead(natural, topology.selfId, (id) => id === topology.selfId || topology.isUp(id), cl, topology.rf)
+    // One answer needed and it is ours: nothing to compare or repair, no timer to arm.
+    if (plan.blockFor === 1 && plan.ask[0] === topology.selfId) return this.o.local.get(key)
     const answers = await this.gather(key, plan.ask, plan.spare, plan.blockFor)
     let winner: StoredRecord | undefined
     let concurrent = false

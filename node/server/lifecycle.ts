@@ -30,6 +30,9 @@ export interface LifecycleDeps {
   /** whether this node is one of its own seeds: only a seed founds a cluster on its own */
   mayFoundCluster(): boolean
   gossipIntervalMs: number
+  /** the coordinators' request timeout: bounds how long a write planned on the old ring can
+   *  still be on its way (see ringDelay) */
+  requestTimeoutMs: number
   log: Logger
   store: Store
   transport: Transport
@@ -206,7 +209,11 @@ export class Lifecycle {
     await this.exclusive('cleanup', async () => {
       const mine = this.stateNow === 'LEFT' ? [] : mergeContiguous(sortRanges(view.ring.rangesOf(this.d.hostId, this.d.rf)))
       const drop = complement(mine)
-      for (const r of drop) await this.d.store.dropRange(r.start, r.end)
+      for (const r of drop) {
+        // A move that started meanwhile may be streaming into these very ranges: stop.
+        if (view.rangesPending || this.pulling > 0) throw new RingError('BAD_STATE', 'a node started joining or leaving during cleanup; cleanup stopped — run it again after the move')
+        await this.d.store.dropRange(r.start, r.end)
+      }
       this.d.log.info({ dropped: drop.length }, 'cleanup done')
     })
   }
@@ -223,6 +230,17 @@ export class Lifecycle {
     await this.exclusive('drain', () => this.d.handOffHints())
   }
 
+  /**
+   * Every live peer now routes new writes for the moving ranges here too, but a write planned on
+   * the old ring just before its coordinator's view changed may still be on its way (a
+   * coordinator can spend up to half its timeout catching up on an If-Match context, then send).
+   * Snapshots taken before it lands would miss it, so wait it out before streaming (Cassandra's
+   * RING_DELAY, bounded by our own request timeout).
+   */
+  private ringDelay(): Promise<void> {
+    return sleep(1.5 * this.d.requestTimeoutMs + 2 * this.d.gossipIntervalMs)
+  }
+
   private async bootstrap(): Promise<void> {
     this.progress = { rangesTotal: 0, rangesDone: 0, bytes: 0 }
     await this.awaitView()
@@ -233,6 +251,7 @@ export class Lifecycle {
       await this.d.publish('JOINING', [])
       throw new RingError('BAD_STATE', lost)
     }
+    await this.ringDelay()
     const view = this.d.view
     invariant(view.ring.size > 0, 'bootstrapping against an empty ring')
     const mv = pendingRanges(view.ring, view.futureRing, this.d.rf).get(this.d.hostId)
@@ -257,6 +276,7 @@ export class Lifecycle {
       await this.d.publish('AVAILABLE', this.tokensNow)
       throw new RingError('BAD_STATE', lost)
     }
+    await this.ringDelay()
     const view = this.d.view
     const moves = [...pendingRanges(view.ring, view.futureRing, this.d.rf).entries()].filter(([, m]) => m.gained.length > 0)
     this.progress.rangesTotal = moves.reduce((n, [, m]) => n + m.gained.length, 0)
@@ -302,32 +322,58 @@ export class Lifecycle {
 
   /** Serves a leaving node's request to take over ranges: pulls each from its sources. */
   async pull(ranges: PullRequest['ranges']): Promise<{ bytes: number }> {
-    let bytes = 0
-    for (const r of ranges) bytes += await this.streamIn({ start: r.start, end: r.end }, r.sources, () => {})
-    return { bytes }
+    // A cleanup could drop what is streamed in (the ranges are not ours yet): the leaving node
+    // retries the hand-over once it is done.
+    if (this.op?.type === 'cleanup' && this.op.phase === 'running') throw new RingError('CONFLICT', 'cleanup is running on this node; retry the hand-over when it is done')
+    this.pulling++
+    try {
+      let bytes = 0
+      for (const r of ranges) bytes += await this.streamIn({ start: r.start, end: r.end }, r.sources, () => {})
+      return { bytes }
+    } finally {
+      this.pulling--
+    }
   }
 
+  private pulling = 0
+
   /** Streams one range from the first source that can serve it, falling back on failure. */
+  /**
+   * Streams one range. The first source is the replica whose place this node takes: its copy
+   * alone keeps the range exactly as consistent as before. If it cannot serve, one other replica
+   * is not enough (a QUORUM write may be on the leaving replica and one other only), so the
+   * range comes from every other live replica, merged (CASSANDRA-2434).
+   */
   private async streamIn(range: Range, sources: readonly string[], onBytes: (n: number) => void): Promise<number> {
-    for (let attempt = 0; ; attempt++) {
-      const live = sources.filter((s) => s !== this.d.hostId && this.d.view.isUp(s))
-      for (const s of live) {
-        const m = this.d.view.member(s)
-        if (!m) continue
-        let got = 0
-        try {
-          return await fetchRange(this.d.transport, m.address, range, this.d.store, (n) => {
-            got += n
-            onBytes(n)
-          })
-        } catch (e) {
-          this.d.log.warn({ err: e, source: m.name, receivedBytes: got, range: { start: String(range.start), end: String(range.end) } }, 'range stream failed; trying another replica')
-        }
+    const done = new Set<string>()
+    let total = 0
+    const pull = async (s: string): Promise<boolean> => {
+      const m = this.d.view.member(s)
+      if (!m) return false
+      let got = 0
+      try {
+        total += await fetchRange(this.d.transport, m.address, range, this.d.store, (n) => {
+          got += n
+          onBytes(n)
+        })
+        return true
+      } catch (e) {
+        this.d.log.warn({ err: e, source: m.name, receivedBytes: got, range: { start: String(range.start), end: String(range.end) } }, 'range stream failed; trying the other replicas')
+        return false
       }
+    }
+    const candidates = sources.filter((s) => s !== this.d.hostId)
+    for (let attempt = 0; ; attempt++) {
+      const preferred = candidates[0]
+      if (done.size === 0 && preferred && this.d.view.isUp(preferred) && (await pull(preferred))) return total
+      const others = candidates.slice(1).filter((s) => this.d.view.isUp(s))
+      for (const s of others) if (!done.has(s) && (await pull(s))) done.add(s)
+      if (others.length > 0 && others.every((s) => done.has(s))) return total
       if (attempt % 10 === 0) this.d.log.warn({ range: String(range.end), sources }, 'no replica could stream this range yet; waiting')
       await sleep(1000)
     }
   }
+
 
   /**
    * Waits until every live peer reports our `state` and tokens: only then do all coordinators

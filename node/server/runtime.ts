@@ -127,6 +127,7 @@ export class NodeRuntime {
       numTokens: cfg.numTokens,
       autoJoin: cfg.autoJoin,
       gossipIntervalMs: cfg.gossipIntervalMs,
+      requestTimeoutMs: cfg.requestTimeoutMs,
       log: log.child({ sub: 'lifecycle' }),
       store,
       transport,
