@@ -9,6 +9,9 @@ export function etagOf(vv: VersionVector): string {
   return `"${Buffer.from(JSON.stringify(vv)).toString('base64url')}"`
 }
 
+const MAX_CONTEXT_ENTRIES = 64
+const MAX_CONTEXT_COUNTER = 2 ** 52
+
 export function parseIfMatch(header: string | undefined): VersionVector | undefined {
   if (header === undefined) return undefined
   const h = header.trim()
@@ -20,7 +23,9 @@ export function parseIfMatch(header: string | undefined): VersionVector | undefi
   } catch {
     vv = undefined
   }
-  if (!vv || typeof vv !== 'object' || Array.isArray(vv) || !Object.values(vv).every((n) => Number.isSafeInteger(n) && (n as number) >= 0)) {
+  // Bounded like the vectors the cluster makes (coordinators are replicas), with room left below
+  // 2^53 for counters minted on top of the context.
+  if (!vv || typeof vv !== 'object' || Array.isArray(vv) || Object.keys(vv).length > MAX_CONTEXT_ENTRIES || !Object.values(vv).every((n) => Number.isSafeInteger(n) && (n as number) >= 0 && (n as number) <= MAX_CONTEXT_COUNTER)) {
     throw new RingError('BAD_REQUEST', 'If-Match must be an ETag this API returned (a quoted opaque string); send the ETag from a previous GET or PUT unchanged')
   }
   return vv as VersionVector
