@@ -358,7 +358,7 @@ export class Lifecycle {
         })
         return true
       } catch (e) {
-        this.d.log.warn({ err: e, source: m.name, receivedBytes: got, range: { start: String(range.start), end: String(range.end) } }, 'range stream failed; trying the other replicas')
+        this.d.log.warn({ err: e, source: m.name, receivedBytes: got, range: { start: String(range.start), end: String(range.end) } }, 'range stream failed; trying another replica')
         return false
       }
     }
