@@ -29,7 +29,7 @@ import { ensureWritableDir, listen } from './startup.js'
 const APP_NAME = 'name'
 const APP_CLIENT = 'client'
 const APP_AUTO_JOIN = 'autojoin'
-const META_CLOCK_LEASE = 'hlc-lease'
+export const META_CLOCK_LEASE = 'hlc-lease'
 const CLOCK_LEASE_MS = 10_000
 const MSG_GOSSIP = 'gossip'
 

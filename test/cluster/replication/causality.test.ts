@@ -11,6 +11,8 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { type TestCluster, type TestNode } from '../../helpers/cluster.js'
 import { CLOCK_SKEW_ENV } from '../../../node/replication/version.js'
+import { Store } from '../../../node/storage/store.js'
+import { META_CLOCK_LEASE } from '../../../node/server/runtime.js'
 import { ReplicaProbe, SLOW, describe, startCluster, whileDown } from './support.js'
 
 const HOUR = 3_600_000
@@ -31,6 +33,12 @@ test.after(async () => {
 
 async function restartSlow(skewMs: number): Promise<void> {
   await slow.stop()
+  // A node persists a lease above every timestamp it issued, so a restart with the clock set
+  // back keeps stamping after them (it would otherwise go back in time). To model a node whose
+  // clock has always run behind, forget the lease its correct-clock past left.
+  const store = await Store.open(slow.spec.dataDir, { durable: false })
+  await store.putMeta(META_CLOCK_LEASE, Buffer.from('0'))
+  await store.close()
   slow.spec.env = { ...slow.spec.env, [CLOCK_SKEW_ENV]: String(skewMs) }
   slow.start()
   await slow.ready(SLOW.readyMs)
@@ -118,6 +126,22 @@ test('a node with a skewed clock refuses a skew that is not a number at startup'
   const exit = await slow.exit!
   assert.is.not(exit.code, 0)
   slow.spec.env = { ...slow.spec.env, [CLOCK_SKEW_ENV]: '0' }
+})
+
+test('a node restarted with its clock set back keeps stamping after what it stamped before', async () => {
+  await restartSlow(0)
+  await slow.kv.put('lease-check', 'before')
+  const before = await probe.read(slow, 'lease-check')
+  // Not restartSlow: this time the lease of its correct-clock run is kept, as in production.
+  await slow.stop()
+  slow.spec.env = { ...slow.spec.env, [CLOCK_SKEW_ENV]: String(-2 * HOUR) }
+  slow.start()
+  await slow.ready(SLOW.readyMs)
+  await cluster.converged(SLOW.convergeMs)
+  await slow.kv.put('lease-check-2', 'after')
+  const after = await probe.read(slow, 'lease-check-2')
+  assert.ok(after!.ts.wall >= before!.ts.wall, `after restart ${describe(after)} vs before ${describe(before)}`)
+  await restartSlow(0)
 })
 
 test.run()
