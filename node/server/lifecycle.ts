@@ -232,13 +232,13 @@ export class Lifecycle {
 
   /**
    * Every live peer now routes new writes for the moving ranges here too, but a write planned on
-   * the old ring just before its coordinator's view changed may still be on its way (a
-   * coordinator can spend up to half its timeout catching up on an If-Match context, then send).
-   * Snapshots taken before it lands would miss it, so wait it out before streaming (Cassandra's
-   * RING_DELAY, bounded by our own request timeout).
+   * the old ring just before its coordinator's view changed may still be on its way. Snapshots
+   * taken before it lands would miss it, so wait it out before streaming (Cassandra's
+   * RING_DELAY). A write that has not reached its replicas within the request timeout was not
+   * acknowledged (its client got TIMEOUT), so the timeout bounds the wait.
    */
   private ringDelay(): Promise<void> {
-    return sleep(1.5 * this.d.requestTimeoutMs + 2 * this.d.gossipIntervalMs)
+    return sleep(this.d.requestTimeoutMs + 2 * this.d.gossipIntervalMs)
   }
 
   private async bootstrap(): Promise<void> {
