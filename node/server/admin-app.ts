@@ -2,7 +2,7 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import { RingError, toRingError } from '../errors.js'
 import type { AdminStatus } from '../client/admin-client.js'
 import type { Logger } from '../log.js'
-import { tokenMatches } from '../util/token-auth.js'
+import { TokenCheck } from '../util/token-auth.js'
 
 /** What the admin API drives; each call must be safe to repeat and to make in any state. */
 export interface AdminOps {
@@ -23,11 +23,12 @@ export function createAdminApp(ops: AdminOps, token: string | undefined, log: Lo
   app.disable('x-powered-by')
   app.set('etag', false)
 
+  const check = token ? new TokenCheck(token) : undefined
   app.use((req, _res, next) => {
-    if (!token) return next()
+    if (!check) return next()
     const h = req.headers.authorization ?? ''
     const given = h.startsWith('Bearer ') ? h.slice(7).trim() : ''
-    if (given && tokenMatches(given, token)) return next()
+    if (given && check.matches(given)) return next()
     log.warn({ remote: req.socket.remoteAddress, path: req.path }, 'admin request refused: missing or wrong cluster token')
     next(new RingError('UNAUTHORIZED', 'this admin API needs Authorization: Bearer <cluster token> (the content of --cluster-token-file)'))
   })

@@ -93,7 +93,7 @@ export class HintDelivery {
       }
       for await (const h of store.hintsFor(target)) {
         if (target === heir.hostId) {
-          await transport.request(heir.address, MSG.apply, { key: h.key, rec: encodeRecord(h.rec) }, { timeoutMs: 5000 })
+          await transport.request(heir.address, MSG.apply, { key: h.key, rec: encodeRecord(h.rec), to: heir.hostId }, { timeoutMs: 5000 })
           await store.deleteHint(h.id)
           continue
         }

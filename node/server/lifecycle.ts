@@ -241,17 +241,27 @@ export class Lifecycle {
     return sleep(this.d.requestTimeoutMs + 2 * this.d.gossipIntervalMs)
   }
 
-  private async bootstrap(): Promise<void> {
+  /**
+   * The start of every move: get the peers' ring, have every live peer confirm `state` (undoing
+   * it with `revert` if a competing move won), then the ring delay. Streaming may start after.
+   */
+  private async claimMove(state: 'BOOTSTRAPPING' | 'LEAVING', revert: () => Promise<void>): Promise<void> {
     this.progress = { rangesTotal: 0, rangesDone: 0, bytes: 0 }
     await this.awaitView()
-    const lost = await this.confirm('BOOTSTRAPPING')
+    const lost = await this.confirm(state)
     if (lost) {
-      this.stateNow = 'JOINING'
-      this.tokensNow = []
-      await this.d.publish('JOINING', [])
+      await revert()
       throw new RingError('BAD_STATE', lost)
     }
     await this.ringDelay()
+  }
+
+  private async bootstrap(): Promise<void> {
+    await this.claimMove('BOOTSTRAPPING', async () => {
+      this.stateNow = 'JOINING'
+      this.tokensNow = []
+      await this.d.publish('JOINING', [])
+    })
     const view = this.d.view
     invariant(view.ring.size > 0, 'bootstrapping against an empty ring')
     const mv = pendingRanges(view.ring, view.futureRing, this.d.rf).get(this.d.hostId)
@@ -268,15 +278,10 @@ export class Lifecycle {
   }
 
   private async leave(): Promise<void> {
-    this.progress = { rangesTotal: 0, rangesDone: 0, bytes: 0 }
-    await this.awaitView()
-    const lost = await this.confirm('LEAVING')
-    if (lost) {
+    await this.claimMove('LEAVING', async () => {
       this.stateNow = 'AVAILABLE'
       await this.d.publish('AVAILABLE', this.tokensNow)
-      throw new RingError('BAD_STATE', lost)
-    }
-    await this.ringDelay()
+    })
     const view = this.d.view
     const moves = [...pendingRanges(view.ring, view.futureRing, this.d.rf).entries()].filter(([, m]) => m.gained.length > 0)
     this.progress.rangesTotal = moves.reduce((n, [, m]) => n + m.gained.length, 0)

@@ -3,7 +3,7 @@
  * a peer opens `GET /internal/v1/stream` with `Upgrade: ringkv-rpc` (plus the cluster token and
  * its host id), gets `101 Switching Protocols`, and from then on the socket carries frames.
  */
-import { createHash, timingSafeEqual } from 'node:crypto'
+import { TokenCheck } from '../util/token-auth.js'
 import { STATUS_CODES, type IncomingMessage, type Server } from 'node:http'
 import type { Socket } from 'node:net'
 import { invariant, RingError } from '../errors.js'
@@ -39,7 +39,7 @@ export interface PeerServerOptions {
 export class PeerServer {
   private readonly sessions = new Set<ServerSession>()
   private readonly servers = new Map<Server, (req: IncomingMessage, socket: Socket, head: Buffer) => void>()
-  private readonly tokenHash: Buffer | null
+  private readonly token: TokenCheck | null
   private readonly maxFrameBytes: number
   private readonly maxInFlight: number
   private readonly idleTimeoutMs: number
@@ -47,7 +47,7 @@ export class PeerServer {
 
   constructor(private readonly opts: PeerServerOptions) {
     invariant(/^[\x21-\x7e]{1,256}$/.test(opts.hostId), 'host id must be 1..256 printable ASCII characters')
-    this.tokenHash = opts.clusterToken ? sha256(opts.clusterToken) : null
+    this.token = opts.clusterToken ? new TokenCheck(opts.clusterToken) : null
     this.maxFrameBytes = opts.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES
     this.maxInFlight = opts.maxInFlightPerConnection ?? 4096
     this.idleTimeoutMs = opts.idleTimeoutMs ?? 60_000
@@ -121,17 +121,12 @@ export class PeerServer {
   }
 
   private checkToken(req: IncomingMessage): 'ok' | 'missing' | 'wrong' {
-    if (!this.tokenHash) return 'ok'
+    if (!this.token) return 'ok'
     const m = /^Bearer +(.+)$/i.exec(req.headers.authorization ?? '')
     const given = m?.[1]?.trim()
     if (!given) return 'missing'
-    // Hashing first gives equal lengths, so the comparison time says nothing about the token.
-    return timingSafeEqual(sha256(given), this.tokenHash) ? 'ok' : 'wrong'
+    return this.token.matches(given) ? 'ok' : 'wrong'
   }
-}
-
-function sha256(s: string): Buffer {
-  return createHash('sha256').update(s, 'utf8').digest()
 }
 
 function header(req: IncomingMessage, name: string): string | undefined {
