@@ -64,6 +64,11 @@ export interface NodeSpec {
   tokenFile?: string
   args?: string[]
   env?: Record<string, string>
+  /** addresses to listen on and advertise instead of 127.0.0.1 (a network namespace's) */
+  clientHost?: string
+  peerHost?: string
+  /** a command prefix the node runs under, e.g. `ip netns exec NS` */
+  wrap?: string[]
 }
 
 /** One node process; restartable on the same ports and data dir. */
@@ -77,13 +82,13 @@ export class TestNode {
   }
 
   get clientUrl(): string {
-    return `http://127.0.0.1:${this.spec.clientPort}`
+    return `http://${this.spec.clientHost ?? '127.0.0.1'}:${this.spec.clientPort}`
   }
   get peerUrl(): string {
-    return `http://127.0.0.1:${this.spec.peerPort}`
+    return `http://${this.peerAddress}`
   }
   get peerAddress(): string {
-    return `127.0.0.1:${this.spec.peerPort}`
+    return `${this.spec.peerHost ?? '127.0.0.1'}:${this.spec.peerPort}`
   }
   get kv(): KvClient {
     return new KvClient(this.clientUrl)
@@ -98,9 +103,9 @@ export class TestNode {
       MAIN, 'node',
       '--name', s.name,
       '--data-dir', s.dataDir,
-      '--listen', `127.0.0.1:${s.clientPort}`,
-      '--peer-listen', `127.0.0.1:${s.peerPort}`,
-      '--advertise', `127.0.0.1:${s.peerPort}`,
+      '--listen', `${s.clientHost ?? '127.0.0.1'}:${s.clientPort}`,
+      '--peer-listen', this.peerAddress,
+      '--advertise', this.peerAddress,
       '--seeds', s.seeds.join(','),
       '--replication-factor', String(s.rf),
       '--log-level', 'debug',
@@ -111,7 +116,8 @@ export class TestNode {
 
   start(): this {
     const out = openSync(this.logFile, 'a')
-    const p = spawn(process.execPath, this.args(), { stdio: ['ignore', out, out], env: { ...process.env, ...this.spec.env } })
+    const [cmd, ...pre] = [...(this.spec.wrap ?? []), process.execPath]
+    const p = spawn(cmd!, [...pre, ...this.args()], { stdio: ['ignore', out, out], env: { ...process.env, ...this.spec.env } })
     live.add(p)
     this.proc = p
     this.exit = new Promise((r) => p.once('exit', (code, signal) => {
@@ -157,6 +163,8 @@ export interface ClusterOptions {
   args?: string[]
   /** start and wait for every node (default true) */
   wait?: boolean
+  /** where node `i` runs: hosts and a command prefix (network-namespace tests) */
+  place?: (i: number) => Pick<NodeSpec, 'clientHost' | 'peerHost' | 'wrap'>
 }
 
 /** n nodes sharing seeds (the first three) and a cluster token; removed by `destroy()`. */
@@ -180,7 +188,7 @@ export class TestCluster {
     const c = new TestCluster(opts)
     const specs: NodeSpec[] = []
     for (let i = 0; i < opts.nodes; i++) specs.push(await c.spec(i))
-    c.seeds = specs.slice(0, 3).map((s) => `127.0.0.1:${s.peerPort}`)
+    c.seeds = specs.slice(0, 3).map((s) => new TestNode(s).peerAddress)
     for (const s of specs) {
       s.seeds = c.seeds
       c.nodes.push(new TestNode(s).start())
@@ -198,6 +206,7 @@ export class TestCluster {
       seeds: this.seeds,
       rf: this.opts.rf ?? 3,
       args: [...(this.opts.args ?? [])],
+      ...this.opts.place?.(i),
     }
     if (this.tokenFile) s.tokenFile = this.tokenFile
     return s

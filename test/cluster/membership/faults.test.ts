@@ -16,7 +16,7 @@ import type { AdminStatus } from '../../../node/client/admin-client.js'
 import { pendingRanges } from '../../../node/ring/pending.js'
 import { Ring } from '../../../node/ring/ring.js'
 import { TestCluster, waitFor, type TestNode } from '../../helpers/cluster.js'
-import { inRanges, load, missing, rejects, ringOf, sleep, StateTrace, storedKeys, valueFor } from './helpers.js'
+import { inRanges, load, missing, pool, rejects, ringOf, sleep, StateTrace, storedKeys, valueFor } from './helpers.js'
 
 const RF = 3
 const KEYS = 3000
@@ -131,25 +131,41 @@ test('the streaming source dies mid-stream: the range is fetched from another re
   const joining = await admin(n5).status()
   // Four AVAILABLE nodes could lose one, but not while n5 moves.
   assert.match(await rejects(admin(node('n2')).decommission(), 409, 'BAD_STATE'), /n5 is BOOTSTRAPPING/)
-  // Which node serves the range n5 streams now: the first live source of gained[rangesDone].
   const all = await statuses()
   const members = new Map(all.map((s) => [s.hostId!, { state: s.state, tokens: s.tokens.map(BigInt), address: '' }]))
   const gained = pendingRanges(Ring.current(members), Ring.future(members), RF).get(joining.hostId!)!.gained
-  let victim: TestNode | undefined
-  await waitFor('n5 inside a range', async () => {
-    const s = await admin(n5).status()
-    if (s.streaming.rangesTotal === 0 || s.streaming.bytes === 0) return false
-    const src = gained[s.streaming.rangesDone]?.sources[0]
-    victim = cluster.nodes.find((n) => all.find((x) => x.hostId === src)?.name === n.spec.name)
-    return victim !== undefined
-  }, 30_000, 20)
-  await victim!.kill9()
-  await waitFor('n5 AVAILABLE', async () => (await admin(n5).status()).state === 'AVAILABLE', 90_000)
-  const log = readFileSync(n5.logFile, 'utf8')
-  const failed = log.split('\n').filter((l) => l.includes('range stream failed; trying another replica')).map((l) => JSON.parse(l) as { receivedBytes: number })
-  assert.ok(failed.some((f) => f.receivedBytes > 0), `a stream broke after data arrived (${failed.length} failures logged)`)
-  victim!.start()
-  await victim!.ready()
+  // Ranges of ~300 KB are one or two stream chunks: a kill would almost always fall between
+  // chunks. The last range n5 streams is grown to many chunks (seconds at the throttle) while
+  // the earlier ones stream, so the kill lands inside it.
+  const last = gained.length - 1
+  const big = gained[last]!
+  const extra: string[] = []
+  for (let i = 0; extra.length < 1200; i++) if (inRanges(`big${i}`, [big.range])) extra.push(`big${i}`)
+  await pool(extra.length, 16, async (i) => {
+    const v = valueFor(extra[i]!, VALUE_BYTES)
+    await cluster.nodes[0]!.kv.put(extra[i]!, v, { consistency: 'quorum' })
+    data.set(extra[i]!, v)
+  })
+  assert.ok((await admin(n5).status()).streaming.rangesDone < last, 'the extra keys were written before n5 reached their range')
+  const src = all.find((x) => x.hostId === big.sources[0])!
+  const victim = node(src.name)
+  let entered: number | undefined
+  await waitFor('n5 receiving the big range', async () => {
+    const s = (await admin(n5).status()).streaming
+    if (s.rangesDone !== last) return false
+    entered ??= s.bytes
+    return s.bytes > entered
+  }, 60_000, 20)
+  await victim.kill9()
+  try {
+    await waitFor('n5 AVAILABLE', async () => (await admin(n5).status()).state === 'AVAILABLE', 90_000)
+    const log = readFileSync(n5.logFile, 'utf8')
+    const failed = log.split('\n').filter((l) => l.includes('range stream failed; trying another replica')).map((l) => JSON.parse(l) as { receivedBytes: number; source: string })
+    assert.ok(failed.some((f) => f.receivedBytes > 0 && f.source === victim.spec.name), `a stream from ${victim.spec.name} broke after data arrived: ${JSON.stringify(failed)}`)
+  } finally {
+    victim.start()
+    await victim.ready()
+  }
   await assertHoldsItsRanges(n5, joining.hostId!)
 })
 
