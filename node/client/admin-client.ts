@@ -11,6 +11,8 @@ export interface AdminStatus {
   streaming: { rangesTotal: number; rangesDone: number; bytes: number }
   hintsPending: number
   operation?: { type: string; phase: string; error?: string } | null
+  /** host id of the dead member (same name, lost disk) this node bootstraps in place of */
+  replaces?: string
 }
 
 /** The admin API (design §3.3) on a node's peer port. Shared by the CLI and the operator. */

@@ -5,7 +5,7 @@
  * Public API:
  *   interface SeesAnswer   a peer's answer: how it sees the asking node, and itself
  *   seesAnswer(view, asker, self): SeesAnswer        what this node answers
- *   judgeStart(view, peers): StartVerdict            may a join/decommission start now?
+ *   judgeStart(view, peers, replacing?): StartVerdict  may a join/decommission start now?
  *   judgeConfirm(want, peers, viewMovers): ConfirmVerdict   may the mover take its snapshot?
  *
  * Why peers are asked instead of trusting gossip: gossip converges in seconds, and an admin
@@ -59,9 +59,10 @@ export type StartVerdict =
   | { ok: false; stale: string[]; message: string }
 
 /** Before a join or decommission: nobody moves, and our ring is the ring the peers have. */
-export function judgeStart(view: ClusterView, peers: readonly PeerAnswer[]): StartVerdict {
+export function judgeStart(view: ClusterView, peers: readonly PeerAnswer[], replacing?: string): StartVerdict {
+  // A dead member this node replaces may be stuck mid-move: the replacement is what ends it.
   for (const m of view.all()) {
-    if (m.hostId !== view.selfId && MOVING.includes(m.state)) return busy(m.name, m.state)
+    if (m.hostId !== view.selfId && m.hostId !== replacing && MOVING.includes(m.state)) return busy(m.name, m.state)
   }
   const stale: string[] = []
   for (const { peer, answer } of peers) {

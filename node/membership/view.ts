@@ -2,6 +2,7 @@ import type { Topology } from '../replication/coordinator.js'
 import { Ring } from '../ring/ring.js'
 import type { Member, NodeState } from '../ring/state.js'
 import { tokenOf } from '../ring/token.js'
+import { applyReplacements } from './replace.js'
 
 /** What this node knows of one member, merged from gossip and the failure detector. */
 export interface MemberInfo extends Member {
@@ -15,6 +16,10 @@ export interface MemberInfo extends Member {
   readonly generation: number
   /** false for a node that waits for POST /admin/join (not in auto-join's turn-taking) */
   readonly autoJoin?: boolean
+  /** the host id of a dead member this one bootstraps in place of (replace.ts) */
+  readonly replaces?: string
+  /** derived: the member taking this one's place; `state` is then its effective state */
+  readonly replacedBy?: string
 }
 
 /**
@@ -34,7 +39,7 @@ export class ClusterView implements Topology {
   ) {}
 
   update(members: Iterable<MemberInfo>): void {
-    this.members = new Map([...members].map((m) => [m.hostId, m]))
+    this.members = new Map(applyReplacements([...members]).map((m) => [m.hostId, m]))
     this.current = Ring.current(this.members)
     this.future = Ring.future(this.members)
     this.moving = [...this.members.values()].some((m) => m.state === 'BOOTSTRAPPING' || m.state === 'LEAVING')

@@ -38,7 +38,7 @@ export class HintDelivery {
       for (const target of this.o.store.hintTargets()) {
         const m = this.o.view.member(target)
         if (m && m.up && m.state !== 'LEFT') await this.deliverTo(target, m.address)
-        else if (!m) await this.dropExpired(target)
+        else if (!m || m.state === 'LEFT') await this.drop(target, m ? Infinity : Date.now())
       }
     } finally {
       this.running = false
@@ -67,9 +67,13 @@ export class HintDelivery {
     if (sent) log.info({ target, delivered: sent }, 'hints delivered')
   }
 
-  private async dropExpired(target: string): Promise<void> {
-    const now = Date.now()
-    for await (const h of this.o.store.hintsFor(target)) if (h.expiresAt <= now) await this.o.store.deleteHint(h.id)
+  /**
+   * Drops the hints for `target` that expire before `until`: the expired ones of a member we do
+   * not know, all of a LEFT one (its ranges were streamed to their new owners, which also got
+   * every write made while it was leaving; a replaced member's replacement streamed them).
+   */
+  private async drop(target: string, until: number): Promise<void> {
+    for await (const h of this.o.store.hintsFor(target)) if (h.expiresAt <= until) await this.o.store.deleteHint(h.id)
   }
 
   /**

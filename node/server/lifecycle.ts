@@ -4,6 +4,7 @@ import type { Logger } from '../log.js'
 import { judgeConfirm, judgeStart, MOVING, seesAnswer, tokenDigest, type PeerAnswer, type SeesAnswer } from '../membership/agreement.js'
 import type { ClusterView } from '../membership/view.js'
 import { allocateTokens, evenTokens } from '../ring/allocate.js'
+import { replacementFor } from '../membership/replace.js'
 import { pendingRanges } from '../ring/pending.js'
 import { mergeContiguous, type Range } from '../ring/range.js'
 import type { NodeState } from '../ring/state.js'
@@ -37,8 +38,8 @@ export interface LifecycleDeps {
   store: Store
   transport: Transport
   view: ClusterView
-  /** persists (fsynced) then gossips state and tokens */
-  publish(state: NodeState, tokens: readonly bigint[]): Promise<void>
+  /** persists (fsynced) then gossips state, tokens and the host id this node replaces */
+  publish(state: NodeState, tokens: readonly bigint[], replaces?: string): Promise<void>
   /** hands this node's hints to their targets or to another live node */
   handOffHints(): Promise<void>
   repair(): Promise<void>
@@ -70,6 +71,8 @@ export interface PullRequest {
 export class Lifecycle {
   private stateNow: NodeState = 'JOINING'
   private tokensNow: bigint[] = []
+  /** the dead member (same name, lost disk) this node bootstraps in place of */
+  private replacesNow: string | undefined
   private op: Operation | null = null
   private progress = { rangesTotal: 0, rangesDone: 0, bytes: 0 }
   private startedAt = Date.now()
@@ -91,9 +94,11 @@ export class Lifecycle {
   }
 
   /** Restores the persisted state; resumes an interrupted bootstrap or decommission. */
-  async restore(state: NodeState | undefined, tokens: bigint[]): Promise<void> {
+  async restore(state: NodeState | undefined, tokens: bigint[], replaces?: string): Promise<void> {
     this.startedAt = Date.now()
+    this.replacesNow = replaces
     if (!state || state === 'JOINING') {
+      this.replacesNow = undefined
       this.stateNow = 'JOINING'
       await this.d.publish('JOINING', [])
       return
@@ -101,7 +106,7 @@ export class Lifecycle {
     // The same tokens as before the restart: peers already route pending writes by them.
     this.tokensNow = tokens
     this.stateNow = state
-    await this.d.publish(state, tokens)
+    await this.publish(state)
     // A bootstrap cut short restarts from the beginning (streams are idempotent), so the node is
     // never AVAILABLE with part of its data.
     if (state === 'BOOTSTRAPPING') this.background('join', () => this.bootstrap())
@@ -123,7 +128,21 @@ export class Lifecycle {
       streaming: { ...this.progress },
       hintsPending,
       operation: this.op,
+      ...(this.replacesNow ? { replaces: this.replacesNow } : {}),
     }
+  }
+
+  /**
+   * Another node took this one's place (it was thought to have lost its disk and was replaced
+   * while this process was away): its ranges are served by the replacement now, so this node
+   * must not serve them too. It becomes LEFT; its data dir is stale.
+   */
+  async retire(by: string): Promise<void> {
+    if (this.stateNow === 'LEFT') return
+    this.d.log.error({ replacedBy: by }, 'this node was replaced by another with its name while it was away; it is LEFT now — wipe its data dir to bring it back as a new node')
+    this.stateNow = 'LEFT'
+    this.draining = true
+    await this.publish('LEFT')
   }
 
   /** This node's answer to `membership.sees`: how it sees `asker`, and itself. */
@@ -139,7 +158,10 @@ export class Lifecycle {
     // Let gossip find the others before deciding anything (a few rounds).
     if (!this.settledSinceStart()) return
     const view = this.d.view
-    if (view.rangesPending) return
+    // A dead member with our name stuck mid-move does not block us: replacing it ends the move.
+    const r = replacementFor(view.all(), { hostId: this.d.hostId, name: this.d.name })
+    const replacing = r.kind === 'replace' ? r.old.hostId : undefined
+    if (view.all().some((m) => m.hostId !== this.d.hostId && m.hostId !== replacing && MOVING.includes(m.state))) return
     if (view.ring.size === 0 && !this.d.mayFoundCluster()) {
       // A non-seed that reaches no seed (down, wrong address or cluster token) must not start a
       // cluster of its own: it would take writes that the real cluster never sees.
@@ -162,21 +184,29 @@ export class Lifecycle {
       if (s !== 'JOINING') throw new RingError('BAD_STATE', `node is ${s}; only a JOINING node can join (a node that left must be started with an empty data dir to rejoin)`, { state: s })
       this.refuseWhileBusy('join')
       if (!this.settledSinceStart()) throw new RingError('BAD_STATE', 'node started moments ago and is still discovering its peers by gossip; retry in a few seconds', { state: s })
-      await this.checkStart()
+      const replacing = this.replacement()
+      await this.checkStart('a topology change', replacing?.old.hostId)
       const view = this.d.view
       this.progress = { rangesTotal: 0, rangesDone: 0, bytes: 0 }
       if (view.ring.size === 0) {
         // The first node of a cluster has nothing to stream: it owns everything at once.
         this.tokensNow = evenTokens(this.d.hostId, this.d.numTokens)
         this.stateNow = 'AVAILABLE'
-        await this.d.publish('AVAILABLE', this.tokensNow)
+        await this.publish('AVAILABLE')
         this.op = { type: 'join', phase: 'done', startedAt: new Date().toISOString() }
         this.d.log.info({ tokens: this.tokensNow.length }, 'formed a new cluster: AVAILABLE')
         return
       }
-      this.tokensNow = allocateTokens(view.futureRing, this.d.hostId, this.d.numTokens, this.d.rf)
+      if (replacing) {
+        // Same name, new host id: this node lost its disk. It bootstraps into the old tokens,
+        // streaming their ranges from the other replicas; the old identity leaves the ring
+        // when this node is AVAILABLE (membership/replace.ts).
+        this.replacesNow = replacing.old.hostId
+        this.d.log.warn({ replaces: replacing.old.hostId, tokens: replacing.tokens.length }, 'a dead member has this node’s name: replacing it (its data comes from the other replicas)')
+      }
+      this.tokensNow = replacing?.tokens.length ? [...replacing.tokens] : allocateTokens(view.futureRing, this.d.hostId, this.d.numTokens, this.d.rf)
       this.stateNow = 'BOOTSTRAPPING'
-      await this.d.publish('BOOTSTRAPPING', this.tokensNow)
+      await this.publish('BOOTSTRAPPING')
       this.background('join', () => this.bootstrap())
     })
   }
@@ -195,7 +225,7 @@ export class Lifecycle {
       this.refuseWhileBusy('decommission')
       this.progress = { rangesTotal: 0, rangesDone: 0, bytes: 0 }
       this.stateNow = 'LEAVING'
-      await this.d.publish('LEAVING', this.tokensNow)
+      await this.publish('LEAVING')
       this.background('decommission', () => this.leave())
     })
   }
@@ -260,7 +290,8 @@ export class Lifecycle {
     await this.claimMove('BOOTSTRAPPING', async () => {
       this.stateNow = 'JOINING'
       this.tokensNow = []
-      await this.d.publish('JOINING', [])
+      this.replacesNow = undefined
+      await this.publish('JOINING')
     })
     const view = this.d.view
     invariant(view.ring.size > 0, 'bootstrapping against an empty ring')
@@ -273,14 +304,14 @@ export class Lifecycle {
     }
     this.stateNow = 'AVAILABLE'
     this.claimed = false
-    await this.d.publish('AVAILABLE', this.tokensNow)
+    await this.publish('AVAILABLE')
     this.d.log.info({ ranges: gained.length, bytes: this.progress.bytes }, 'bootstrap done: AVAILABLE')
   }
 
   private async leave(): Promise<void> {
     await this.claimMove('LEAVING', async () => {
       this.stateNow = 'AVAILABLE'
-      await this.d.publish('AVAILABLE', this.tokensNow)
+      await this.publish('AVAILABLE')
     })
     const view = this.d.view
     const moves = [...pendingRanges(view.ring, view.futureRing, this.d.rf).entries()].filter(([, m]) => m.gained.length > 0)
@@ -302,7 +333,7 @@ export class Lifecycle {
     // No more client writes from here on, so no new hints: the ones written since the hand-off
     // above go in a second one before this node says LEFT.
     this.draining = true
-    await this.d.publish('LEFT', this.tokensNow)
+    await this.publish('LEFT')
     await this.confirm('LEFT')
     await this.d.handOffHints()
     this.stateNow = 'LEFT'
@@ -387,7 +418,8 @@ export class Lifecycle {
    */
   private async confirm(state: NodeState): Promise<string | undefined> {
     const want = { hostId: this.d.hostId, state, tokens: tokenDigest(this.tokensNow) }
-    const movers = () => this.d.view.all().filter((m) => MOVING.includes(m.state))
+    // The member we replace shows as moving out while we bootstrap: not a competitor.
+    const movers = () => this.d.view.all().filter((m) => MOVING.includes(m.state) && m.replacedBy !== this.d.hostId)
     let lastLog = Date.now()
     for (;;) {
       let answers = await this.askPeers()
@@ -446,16 +478,32 @@ export class Lifecycle {
     )
   }
 
+  /**
+   * The dead member with this node's name that a join replaces, if any; refuses (409) when a
+   * live member already has the name.
+   */
+  private replacement(): { old: { hostId: string }; tokens: readonly bigint[] } | undefined {
+    const r = replacementFor(this.d.view.all(), { hostId: this.d.hostId, name: this.d.name })
+    if (r.kind === 'conflict') {
+      throw new RingError('BAD_STATE', `another node named ${this.d.name} is up (host id ${r.other.hostId}); node names must be unique — stop that node, or start this one with another --name`, { other: r.other.hostId })
+    }
+    return r.kind === 'replace' ? r : undefined
+  }
+
   /** Refuses (409) while another node moves; waits a little for gossip to catch up with peers. */
-  private async checkStart(what = 'a topology change'): Promise<void> {
+  private async checkStart(what = 'a topology change', replacing?: string): Promise<void> {
     const deadline = Date.now() + SETTLE_MS
     for (;;) {
-      const v = judgeStart(this.d.view, await this.askPeers())
+      const v = judgeStart(this.d.view, await this.askPeers(), replacing)
       if (v.ok) return
       if ('busy' in v) throw new RingError('BAD_STATE', what === 'cleanup' ? `ranges are moving (${v.message.split(';')[0]}); run cleanup after it finishes` : v.message, { busy: v.busy })
       if (Date.now() > deadline) throw new RingError('BAD_STATE', v.message, { stale: v.stale })
       await sleep(Math.min(this.d.gossipIntervalMs, 250))
     }
+  }
+
+  private publish(state: NodeState): Promise<void> {
+    return this.d.publish(state, this.tokensNow, this.replacesNow)
   }
 
   private settledSinceStart(): boolean {

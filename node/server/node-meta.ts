@@ -6,6 +6,8 @@ export interface PersistedNode {
   state: NodeState
   tokens: string[]
   generation: number
+  /** host id of the dead member this node replaces (replace.ts) */
+  replaces?: string
 }
 
 const KEY = 'node'

@@ -29,6 +29,7 @@ import { ensureWritableDir, listen } from './startup.js'
 const APP_NAME = 'name'
 const APP_CLIENT = 'client'
 const APP_AUTO_JOIN = 'autojoin'
+const APP_REPLACES = 'replaces'
 export const META_CLOCK_LEASE = 'hlc-lease'
 const CLOCK_LEASE_MS = 10_000
 const MSG_GOSSIP = 'gossip'
@@ -132,8 +133,11 @@ export class NodeRuntime {
       store,
       transport,
       view,
-      publish: async (state, tokens) => {
-        await saveNodeMeta(store, { state, tokens: tokens.map(String), generation })
+      publish: async (state, tokens, replaces) => {
+        await saveNodeMeta(store, { state, tokens: tokens.map(String), generation, ...(replaces ? { replaces } : {}) })
+        // Ahead of the state that uses it, like the tokens: a peer that sees us BOOTSTRAPPING
+        // in a dead member's tokens also sees whom we replace.
+        gossiper.setLocal(APP_REPLACES, replaces ?? '')
         publishTokens(gossiper, tokens)
         publishState(gossiper, state)
         rt?.refreshView()
@@ -188,7 +192,7 @@ export class NodeRuntime {
 
     const tokens = (persisted?.tokens ?? []).map((t) => BigInt(t))
     const state = persisted && isNodeState(persisted.state) ? persisted.state : undefined
-    await lifecycle.restore(state, tokens)
+    await lifecycle.restore(state, tokens, persisted?.replaces)
     await rt.persistClockLease()
     rt.startLoops()
     log.info({ hostId, generation, state: lifecycle.state, client: clientAddress(cfg), peer: cfg.advertise, seeds }, 'node started')
@@ -290,9 +294,12 @@ export class NodeRuntime {
         load: Number(ep.app.get(APP.LOAD)?.value ?? 0),
         generation: ep.generation,
         autoJoin: ep.app.get(APP_AUTO_JOIN)?.value !== 'false',
+        replaces: ep.app.get(APP_REPLACES)?.value || undefined,
       })
     }
     this.view.update(members)
+    const replacedBy = this.view.member(this.view.selfId)?.replacedBy
+    if (replacedBy) this.lifecycle.retire(replacedBy).catch((e) => this.log.error({ err: e }, 'retiring a replaced node failed'))
   }
 
   /** Graceful stop: no new connections, in-flight requests finish, RocksDB closes cleanly. */
@@ -373,7 +380,8 @@ class NodeService implements KvService {
 
   clusterView(): ClusterJson {
     const r = this.rt()
-    const nodes = r.view.all().map((m) => this.toView(m, r)).sort((a, b) => a.name.localeCompare(b.name))
+    // A replaced identity is gone once its replacement is AVAILABLE: one entry per name.
+    const nodes = r.view.all().filter((m) => !(m.replacedBy && m.state === 'LEFT')).map((m) => this.toView(m, r)).sort((a, b) => a.name.localeCompare(b.name))
     return { replicationFactor: r.cfg.replicationFactor, nodes }
   }
 
