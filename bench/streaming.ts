@@ -34,6 +34,7 @@ class Foreground {
   private readonly buckets: number[] = []
   private t0 = 0
   errors = 0
+  readonly errorCodes = new Map<string, number>()
 
   start(nodes: () => TestNode[]): void {
     this.t0 = Date.now()
@@ -48,8 +49,10 @@ class Foreground {
           else await kv.get(`k${i % KEYS}`, { consistency: 'quorum' })
           const b = Math.floor((Date.now() - this.t0) / 100)
           this.buckets[b] = (this.buckets[b] ?? 0) + 1
-        } catch {
+        } catch (e) {
           this.errors++
+          const code = `${(e as { code?: string }).code} ${(e as Error).message.slice(0, 120)}`
+          this.errorCodes.set(code, (this.errorCodes.get(code) ?? 0) + 1)
         }
       }
     })).then(() => {})
@@ -152,7 +155,7 @@ async function main(): Promise<void> {
     const leave = await measureMove(cluster, n4, fg, steady2, () => cluster.admin(n4).decommission(), (s) => s.state === 'LEFT')
     console.log(`decommission: ${(leave.bytes / 1e6).toFixed(1)} MB in ${leave.ranges} ranges; streaming ${(leave.streamMs / 1000).toFixed(2)} s = ${leave.mbps.toFixed(1)} MB/s; whole ${(leave.totalMs / 1000).toFixed(2)} s; foreground ${(leave.fgRatio * 100).toFixed(0)}% of steady (${steady2.toFixed(0)} ops/s before)`)
     await fg.stop()
-    console.log(`foreground errors: ${fg.errors}`)
+    console.log(`foreground errors: ${fg.errors}${fg.errors ? ` (${[...fg.errorCodes].map(([c, n]) => `${c}: ${n}`).join(', ')})` : ''}`)
   } finally {
     await cluster.destroy()
   }

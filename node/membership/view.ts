@@ -74,6 +74,11 @@ export class ClusterView implements Topology {
     return this.members.get(hostId)?.up ?? false
   }
 
+  coordinates(hostId: string): boolean {
+    const s = this.members.get(hostId)?.state
+    return s !== 'LEAVING' && s !== 'LEFT'
+  }
+
   replicasFor(key: Buffer): { natural: string[]; pending: string[]; future?: string[] } {
     const token = tokenOf(key)
     const natural = this.current.replicasFor(token, this.rf) as string[]

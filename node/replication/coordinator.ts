@@ -13,6 +13,9 @@ export interface Topology {
    *  replicas-to-be, given only while the key's range moves */
   replicasFor(key: Buffer): { natural: string[]; pending: string[]; future?: string[] }
   isUp(hostId: string): boolean
+  /** false for a replica that is leaving the ring: it may stop coordinating any moment, so a
+   *  forwarded request goes to another replica first (default: every replica is fine) */
+  coordinates?(hostId: string): boolean
 }
 
 /** The replica operations a coordinator performs on other nodes (the transport implements it). */
@@ -285,21 +288,27 @@ export class Coordinator {
     if (natural.length === 0) {
       throw new RingError('UNAVAILABLE', 'no node owns any data yet: the ring is empty until a node joins (auto-join, or POST /admin/join on the peer port)', { required: 1, alive: 0 })
     }
-    const live = natural.filter((id) => this.o.topology.isUp(id))
+    const { topology } = this.o
+    const live = natural.filter((id) => topology.isUp(id))
     if (live.length === 0) {
       throw new RingError('UNAVAILABLE', `none of the key's ${natural.length} replicas is up; retry later`, { required: 1, alive: 0 })
     }
+    const settled = (id: string) => topology.coordinates?.(id) ?? true
+    const order = [...live.filter(settled), ...live.filter((id) => !settled(id))]
     let last: unknown
-    for (const id of live) {
+    for (const id of order) {
       try {
         return await call(id)
       } catch (e) {
-        // Only an unreachable replica is worth another try; a replica's own answer (a
-        // RingError) is final.
-        if (e instanceof RingError) throw e
+        // An unreachable replica, or one that refused before doing anything (UNAVAILABLE: it
+        // is draining, or sees too few replicas), is worth another try. Any other answer is
+        // final: after a TIMEOUT the write may be in place, and another coordinator would
+        // make it a second, different write.
+        if (e instanceof RingError && e.code !== 'UNAVAILABLE') throw e
         last = e
       }
     }
+    if (last instanceof RingError) throw last
     throw new RingError('UNAVAILABLE', `no replica of the key could be reached (${(last as Error)?.message ?? 'unknown'}); retry later`, { required: 1, alive: 0 })
   }
 }
