@@ -8,5 +8,15 @@ export const TOKEN_MAX = (1n << 64n) - 1n
  * security here, only for a well-spread, stable placement every node computes identically.
  */
 export function tokenOf(key: Buffer): bigint {
-  return (hash('md5', key, 'buffer') as unknown as Buffer).readBigUInt64BE(0)
+  // A request hashes its key twice in one synchronous run (ring lookup, then the storage key);
+  // a one-entry memo by identity saves the second MD5 (~5% of a GET's CPU in profiles). Keys
+  // are never mutated in place after they are hashed.
+  if (key === memoKey) return memoToken
+  const t = (hash('md5', key, 'buffer') as unknown as Buffer).readBigUInt64BE(0)
+  memoKey = key
+  memoToken = t
+  return t
 }
+
+let memoKey: Buffer | undefined
+let memoToken = 0n
