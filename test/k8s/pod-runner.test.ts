@@ -69,8 +69,10 @@ test('a StatefulSet gets scheduled, provisioned, Running and Ready pods', async 
   })
   await cp.kc.makeApiClient(AppsV1Api).createNamespacedStatefulSet({ namespace, body: statefulSet(2, 0, 5) })
   await waitFor('web-0 and web-1 Ready', async () => ready(await pod('web-0')) && ready(await pod('web-1')), { timeoutMs: 60_000 })
-  const sts = await cp.kc.makeApiClient(AppsV1Api).readNamespacedStatefulSet({ name: 'web', namespace })
-  assert.is(sts.status?.readyReplicas, 2)
+  // The StatefulSet controller writes status after it sees the pods Ready, not with them.
+  await waitFor('StatefulSet status.readyReplicas = 2', async () =>
+    (await cp.kc.makeApiClient(AppsV1Api).readNamespacedStatefulSet({ name: 'web', namespace })).status?.readyReplicas === 2,
+  { timeoutMs: 30_000, intervalMs: 500 })
 
   const p0 = (await pod('web-0'))!
   assert.is(p0.status?.phase, 'Running')

@@ -101,8 +101,10 @@ test('three ringkv node pods start, join one at a time, and become Ready', async
     await waitFor(`${p} to accept the join`, () => admin(p).join().then(() => true), { timeoutMs: 60_000, intervalMs: 1_000 })
     await waitFor(`${p} AVAILABLE and Ready`, async () => (await admin(p).status(2_000)).state === 'AVAILABLE' && ready(await readPod(p)), { timeoutMs: 90_000, intervalMs: 500 })
   }
-  const sts = await cp.kc.makeApiClient(AppsV1Api).readNamespacedStatefulSet({ name, namespace })
-  assert.is(sts.status?.readyReplicas, 3)
+  // The StatefulSet controller writes status after it sees the pods Ready, not with them.
+  await waitFor('StatefulSet status.readyReplicas = 3', async () =>
+    (await cp.kc.makeApiClient(AppsV1Api).readNamespacedStatefulSet({ name, namespace })).status?.readyReplicas === 3,
+  { timeoutMs: 30_000, intervalMs: 500 })
   // The nodes found each other through the headless service's DNS name.
   await waitFor('every node to see three AVAILABLE nodes', async () => {
     const views = await Promise.all(pods.map((p) => kv(p).cluster()))
@@ -118,13 +120,21 @@ test('a write through one pod is read through another', async () => {
 
 test('a crashed node pod is restarted by the runner and comes back Ready with its data', async () => {
   const { runner } = env()
+  // A ONE read through a replica is answered from its own store. The QUORUM write may have
+  // been acknowledged before it reached demo-1: wait until demo-1 holds it, so that the read
+  // after the crash tests what survived the crash and not how fast replication was.
+  await waitFor('demo-1 to hold the greeting itself', async () =>
+    (await kv('demo-1').get('greeting', { consistency: 'one' }))?.value.toString() === 'hello from demo-0',
+  { timeoutMs: 15_000, intervalMs: 200 })
   const before = (await readPod('demo-1')).status?.containerStatuses?.[0]?.restartCount ?? 0
   await runner!.kill(namespace, 'demo-1')
   await waitFor('demo-1 restarted and Ready', async () => {
     const p = await readPod('demo-1')
     return ready(p) && (p.status?.containerStatuses?.[0]?.restartCount ?? 0) > before
   }, { timeoutMs: 90_000, intervalMs: 500 })
-  const got = await kv('demo-1').get('greeting', { consistency: 'one' })
+  // Ready can come before the restarted node has heard from a peer, and until then it refuses
+  // with UNAVAILABLE: retry refusals only; the first answer is the one checked.
+  const { got } = await waitFor('demo-1 to answer a read', async () => ({ got: await kv('demo-1').get('greeting', { consistency: 'one' }) }), { timeoutMs: 30_000, intervalMs: 200 })
   assert.is(got?.value.toString(), 'hello from demo-0')
 })
 
