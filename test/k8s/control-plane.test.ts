@@ -142,7 +142,11 @@ test('a TokenRequest token acts as its ServiceAccount, and RBAC denies what it w
   assert.ok(who.status?.userInfo?.groups?.includes('system:serviceaccounts:default'))
 
   const readerCore = asReader.makeApiClient(CoreV1Api)
-  const cm = await readerCore.readNamespacedConfigMap({ name: 'settings', namespace })
+  // The authorizer reads RBAC objects from a cache: a new RoleBinding takes effect (the 403s
+  // stop) a moment after it was created.
+  const cm = await waitFor('the RoleBinding to let the reader get the ConfigMap', () =>
+    readerCore.readNamespacedConfigMap({ name: 'settings', namespace }),
+  { timeoutMs: 15_000, intervalMs: 200 })
   assert.is(cm.data?.colour, 'blue')
   // Granted get/list on configmaps in default — nothing else.
   assert.is((await rejection(readerCore.listNamespacedSecret({ namespace }))).code, 403)
