@@ -18,6 +18,9 @@ import { keyOf, Watched } from './informers.js'
 
 export const PROVISIONER = 'ringkv.io/pod-runner'
 const PROVISIONED_BY = 'pv.kubernetes.io/provisioned-by'
+/** A failed API call is tried again this often, this many times in all: events do not repeat. */
+const RETRY_MS = 1_000
+const ATTEMPTS = 5
 
 export class Provisioner {
   private readonly core: CoreV1Api
@@ -25,6 +28,8 @@ export class Provisioner {
   private readonly claims: Watched<V1PersistentVolumeClaim>
   private readonly volumes: Watched<V1PersistentVolume>
   private readonly busy = new Set<string>()
+  private readonly retries = new Set<NodeJS.Timeout>()
+  private stopped = false
 
   constructor(
     kc: KubeConfig,
@@ -60,6 +65,9 @@ export class Provisioner {
   }
 
   async stop(): Promise<void> {
+    this.stopped = true
+    for (const t of this.retries) clearTimeout(t)
+    this.retries.clear()
     await Promise.all([this.claims.stop(), this.volumes.stop()])
   }
 
@@ -69,7 +77,7 @@ export class Provisioner {
     return pv.spec?.hostPath?.path ?? pv.spec?.local?.path
   }
 
-  private async provision(pvc: V1PersistentVolumeClaim): Promise<void> {
+  private async provision(pvc: V1PersistentVolumeClaim, attempt = 1): Promise<void> {
     const cls = pvc.spec?.storageClassName
     // Claims for this class, and claims for no class ("" = static binding only): nothing else
     // on this cluster would ever satisfy them.
@@ -96,13 +104,18 @@ export class Provisioner {
         },
       })
     } catch (err) {
-      if ((err as { code?: number }).code !== 409) process.stderr.write(`[pod-runner] provisioning ${keyOf(pvc)}: ${(err as Error).message}\n`)
+      if ((err as { code?: number }).code !== 409) {
+        this.retryLater(`provisioning ${keyOf(pvc)}`, attempt, err, () => {
+          const now = this.claims.get(keyOf(pvc))
+          if (now) void this.provision(now, attempt + 1)
+        })
+      }
     } finally {
       this.busy.delete(name)
     }
   }
 
-  private async reclaim(pv: V1PersistentVolume): Promise<void> {
+  private async reclaim(pv: V1PersistentVolume, attempt = 1): Promise<void> {
     const name = pv.metadata!.name!
     if (pv.metadata?.annotations?.[PROVISIONED_BY] !== PROVISIONER) return
     if (pv.status?.phase !== 'Released' || pv.spec?.persistentVolumeReclaimPolicy !== 'Delete' || this.busy.has(name)) return
@@ -111,9 +124,30 @@ export class Provisioner {
       if (pv.spec?.hostPath?.path) rmSync(pv.spec.hostPath.path, { recursive: true, force: true })
       await this.core.deletePersistentVolume({ name })
     } catch (err) {
-      if ((err as { code?: number }).code !== 404) process.stderr.write(`[pod-runner] reclaiming ${name}: ${(err as Error).message}\n`)
+      if ((err as { code?: number }).code !== 404) {
+        this.retryLater(`reclaiming ${name}`, attempt, err, () => {
+          const now = this.volumes.get(name)
+          if (now) void this.reclaim(now, attempt + 1)
+        })
+      }
     } finally {
       this.busy.delete(name)
     }
+  }
+
+  /**
+   * After a failed attempt (say a transient apiserver error), tries again from the cache's
+   * current object, which the handler re-checks: a claim bound or a volume deleted meanwhile
+   * needs nothing more.
+   */
+  private retryLater(what: string, attempt: number, err: unknown, again: () => void): void {
+    const last = attempt >= ATTEMPTS || this.stopped
+    process.stderr.write(`[pod-runner] ${what} (attempt ${attempt} of ${ATTEMPTS}): ${(err as Error).message}${last ? '; giving up' : `; retrying in ${RETRY_MS} ms`}\n`)
+    if (last) return
+    const t = setTimeout(() => {
+      this.retries.delete(t)
+      if (!this.stopped) again()
+    }, RETRY_MS)
+    this.retries.add(t)
   }
 }
