@@ -24,7 +24,21 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   })
 }
 
+/** Ports handed out in this process: each is released before its node binds it, so the kernel may offer it again. */
+const handedOut = new Set<number>()
+
+/** A port free on 127.0.0.1 now and never returned before by this process. */
 export async function freePort(): Promise<number> {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const port = await kernelPort()
+    if (handedOut.has(port)) continue
+    handedOut.add(port)
+    return port
+  }
+  throw new Error('no new free port after 100 attempts')
+}
+
+function kernelPort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createServer()
     s.once('error', reject)
