@@ -103,9 +103,12 @@ test('a joining node killed mid-bootstrap restarts it with the same tokens; AVAI
     return s.streaming.bytes > 0 && s.streaming.rangesDone < s.streaming.rangesTotal
   }, 30_000, 50)
   await n4.kill9()
-  // Its BOOTSTRAPPING state lives on in gossip: still one change at a time.
-  await rejects(admin(n5).join(), 409, 'BAD_STATE')
-  n4.start()
+  try {
+    // Its BOOTSTRAPPING state lives on in gossip: still one change at a time.
+    await rejects(admin(n5).join(), 409, 'BAD_STATE')
+  } finally {
+    n4.start()
+  }
   const trace = new StateTrace(cluster, n4, 50)
   const first = await waitFor('n4 answers again', () => admin(n4).status())
   assert.is(first.state, 'BOOTSTRAPPING')
@@ -173,11 +176,14 @@ test('decommission while a peer is dead but not yet convicted waits for it, then
   const [n1, n3, n4] = [node('n1'), node('n3'), node('n4')]
   await waitFor('everyone sees 5 up', async () => (await n1.kv.cluster()).nodes.filter((x) => x.up && x.state === 'AVAILABLE').length === 5)
   await n3.kill9()
-  await admin(n4).decommission()
-  // n3 may be a new owner of n4's ranges: nothing can finish while it is away.
-  await sleep(4000)
-  assert.is((await admin(n4).status()).state, 'LEAVING')
-  n3.start()
+  try {
+    await admin(n4).decommission()
+    // n3 may be a new owner of n4's ranges: nothing can finish while it is away.
+    await sleep(4000)
+    assert.is((await admin(n4).status()).state, 'LEAVING')
+  } finally {
+    n3.start()
+  }
   await waitFor('n4 LEFT', async () => (await admin(n4).status()).state === 'LEFT', 120_000)
   const s = await admin(n4).status()
   assert.is(s.streaming.rangesDone, s.streaming.rangesTotal)

@@ -118,10 +118,13 @@ export function vvOfEtag(etag: string): VersionVector {
   return JSON.parse(Buffer.from(etag.replace(/^W\//, '').replace(/"/g, ''), 'base64url').toString('utf8'))
 }
 
-/** Waits until no node holds hints (with a 1 ms hint window: until the expired ones are dropped). */
-export async function hintsGone(cluster: TestCluster, timeoutMs = 15_000): Promise<void> {
+/**
+ * Waits until no running node of `nodes` (default: all) holds hints (with a 1 ms hint window:
+ * until the expired ones are dropped).
+ */
+export async function hintsGone(cluster: TestCluster, timeoutMs = 15_000, nodes: TestNode[] = cluster.nodes): Promise<void> {
   await waitFor('no hints left on any running node', async () => {
-    for (const n of cluster.nodes.filter((x) => x.running)) if ((await cluster.admin(n).status()).hintsPending !== 0) return false
+    for (const n of nodes.filter((x) => x.running)) if ((await cluster.admin(n).status()).hintsPending !== 0) return false
     return true
   }, timeoutMs, 200)
 }
@@ -133,9 +136,13 @@ export async function hintsGone(cluster: TestCluster, timeoutMs = 15_000): Promi
  */
 export async function whileDown(cluster: TestCluster, down: TestNode[], fn: () => Promise<void>): Promise<void> {
   await Promise.all(down.map((n) => n.kill9()))
-  await fn()
-  for (const n of down) n.start()
-  await Promise.all(down.map((n) => n.ready(SLOW.readyMs)))
+  try {
+    await fn()
+  } finally {
+    // Back even when fn failed: later tests of the file need the whole cluster.
+    for (const n of down) n.start()
+    await Promise.all(down.map((n) => n.ready(SLOW.readyMs)))
+  }
   await cluster.converged(SLOW.convergeMs)
   await hintsGone(cluster)
 }
