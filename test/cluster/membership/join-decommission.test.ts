@@ -8,6 +8,7 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { TestCluster, waitFor, type TestNode } from '../../helpers/cluster.js'
+import { hintsGone } from '../replication/support.js'
 import { adminCli, inRanges, load, missing, rejects, ringOf, StateTrace, storedKeys, valueFor, Writer } from './helpers.js'
 
 const RF = 3
@@ -62,6 +63,10 @@ test('--auto-join=false: the new node gossips JOINING, owns nothing, is not read
 let joinStatus: Awaited<ReturnType<ReturnType<TestCluster['admin']>['status']>>
 /** writes acknowledged by the time the new node said AVAILABLE */
 let ackedAtJoin: Map<string, string>
+/** when ackedAtJoin was taken */
+let joinedAt: number
+/** the nodes' --request-timeout (the default): how long a coordinator's send to a replica can take to fail */
+const REQUEST_TIMEOUT_MS = 5_000
 
 test('admin join: BOOTSTRAPPING → AVAILABLE under writes, progress bar until done', async () => {
   const n4 = cluster.nodes[3]!
@@ -69,6 +74,7 @@ test('admin join: BOOTSTRAPPING → AVAILABLE under writes, progress bar until d
   const writesBefore = writer.acked.size
   const cli = await adminCli(cluster, 'join', n4)
   ackedAtJoin = new Map(writer.acked)
+  joinedAt = Date.now()
   await trace.stop()
   assert.ok(ackedAtJoin.size - writesBefore > 50, `writes went on during the join (${ackedAtJoin.size - writesBefore})`)
   assert.is(cli.code, 0, cli.out)
@@ -94,10 +100,12 @@ test('admin join: BOOTSTRAPPING → AVAILABLE under writes, progress bar until d
 
 test('trap 1: the new node itself holds every write acknowledged before it was AVAILABLE, in its ranges', async () => {
   // Reads cannot show this: a QUORUM read finds the write on the old replicas and repairs the
-  // new one. So look into its RocksDB, before any verification read could repair it. Hints for
-  // pending writes that failed are delivered within a second or two; allow for that.
+  // new one. So look into its RocksDB, before any verification read could repair it. A send to
+  // n4 that failed became a hint on its coordinator: once every send of a write acknowledged
+  // before the join has had its request timeout to fail, wait for the hints to be delivered.
   const n4 = cluster.nodes[3]!
-  await new Promise((r) => setTimeout(r, 3000))
+  await new Promise((r) => setTimeout(r, Math.max(0, joinedAt + REQUEST_TIMEOUT_MS - Date.now())))
+  await hintsGone(cluster, 15_000, cluster.nodes.filter((n) => n !== n4))
   const statuses = await Promise.all(cluster.nodes.map((n) => cluster.admin(n).status()))
   const mine = ringOf(statuses).rangesOf(joinStatus.hostId!, RF)
   serving.delete(n4)
@@ -125,7 +133,7 @@ test('after the join: ownership within the balance goal; streamed bytes ≈ the 
   // n4 replicates ownership × RF of the ring, so that share of the distinct data must have
   // come over (plus encoding overhead); the initial keys dominate what existed at the snapshot.
   const n4Share = c.nodes.find((n) => n.name === 'n4')!.ownership * RF
-  const distinct = INITIAL_KEYS * (VALUE_BYTES + 10) + writer.acked.size * 210
+  const distinct = INITIAL_KEYS * (VALUE_BYTES + 10) + ackedAtJoin.size * 210
   const streamed = joinStatus.streaming.bytes
   const perNode = streamed / (distinct * RF)
   console.log(`join streamed ${streamed} B = ${(perNode * 100).toFixed(1)}% of ~${distinct * RF} B replicated data (1/N = 25%); expected share ${(n4Share / RF * 100).toFixed(1)}%`)
@@ -201,6 +209,9 @@ test('every acknowledged write is readable at QUORUM', async () => {
   console.log(`writer: ${writer.acked.size} acknowledged, ${writer.failures} failed ${JSON.stringify(Object.fromEntries(writer.errors))}`)
   for (const f of writer.firstFailures) console.log(`  ${f}`)
   assert.ok(writer.acked.size > 500, 'the writer kept writing')
+  // Every node stayed up: a refusal (UNAVAILABLE) is a bug in routing around a moving node;
+  // only a rare TIMEOUT on a loaded machine is tolerated (below).
+  assert.is(writer.errors.get('UNAVAILABLE') ?? 0, 0, 'no write refused while nodes joined and left')
   const n1 = cluster.nodes[0]!
   const all = new Map([...initial, ...writer.acked])
   const bad = await missing(n1, all)
