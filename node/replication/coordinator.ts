@@ -1,4 +1,4 @@
-import { RingError } from '../errors.js'
+import { RingError, toRingError } from '../errors.js'
 import type { ClientWrite, Consistency } from '../api/service.js'
 import type { StoredRecord } from '../storage/record.js'
 import { planRead, planWrite, WriteRound, type RoundOutcome } from './rounds.js'
@@ -58,12 +58,30 @@ export interface CoordinatorOptions {
 export class Coordinator {
   constructor(private readonly o: CoordinatorOptions) {}
 
-  async write(key: Buffer, w: ClientWrite, cl: Consistency): Promise<StoredRecord> {
+  /**
+   * Coordinates a client write. `forwarded`: another node sent it here, so it is not passed on
+   * again (two full disks must not bounce a write between them).
+   */
+  async write(key: Buffer, w: ClientWrite, cl: Consistency, forwarded = false): Promise<StoredRecord> {
     const { topology, channel, timeoutMs } = this.o
     const { natural, pending, future } = topology.replicasFor(key)
     if (!natural.includes(topology.selfId)) {
       return this.forward(natural, (id) => channel.forwardWrite(id, key, w, cl, timeoutMs))
     }
+    try {
+      return await this.writeAsReplica(key, w, cl, natural, pending, future)
+    } catch (e) {
+      // Our own disk is full: nothing was written anywhere (the version is minted locally
+      // first). Another replica can coordinate it and count us as one failed replica (and keep
+      // a hint for us), so one full node does not fail every write it receives.
+      const others = natural.filter((id) => id !== topology.selfId)
+      if (forwarded || toRingError(e).code !== 'INSUFFICIENT_STORAGE' || others.length === 0) throw e
+      return this.forward(others, (id) => channel.forwardWrite(id, key, w, cl, timeoutMs))
+    }
+  }
+
+  private async writeAsReplica(key: Buffer, w: ClientWrite, cl: Consistency, natural: string[], pending: string[], future: string[] | undefined): Promise<StoredRecord> {
+    const { topology, channel, timeoutMs } = this.o
     const plan = planWrite(natural, pending, (id) => id === topology.selfId || topology.isUp(id), cl, topology.rf, future)
     const round = new WriteRound(new Set(natural), plan)
     if (w.context) await this.catchUp(key, w.context, plan.send)
@@ -136,7 +154,7 @@ export class Coordinator {
       const repaired = await Promise.all(
         stale.map((a) =>
           a.id === topology.selfId
-            ? this.o.local.apply(key, w).then(() => true)
+            ? this.o.local.apply(key, w).then(() => true, () => false)
             : channel.apply(a.id, key, w, timeoutMs).then(
                 () => true,
                 () => {
@@ -146,13 +164,35 @@ export class Coordinator {
               ),
         ),
       )
-      const holding = answers.length - stale.length + repaired.filter(Boolean).length
+      let holding = answers.length - stale.length + repaired.filter(Boolean).length
+      // A replica that cannot take the repair (down, or its disk is full) may be made up for
+      // by one that was not asked: if it holds the winner (or takes it), it counts.
+      if (holding < plan.blockFor) holding += await this.holdElsewhere(key, w, natural, new Set(answers.map((a) => a.id)), plan.blockFor - holding)
       if (holding < plan.blockFor) {
         // Answering now could hand out a version that the next quorum does not contain.
         throw new RingError('TIMEOUT', `the newest version is on ${holding} of the ${plan.blockFor} replicas the consistency level needs, and repairing the others timed out; retry`, { acks: holding, required: plan.blockFor })
       }
     }
     return winner
+  }
+
+  /** How many of the live replicas not in `asked` hold `w` or something newer, or take it (up to `need`). */
+  private async holdElsewhere(key: Buffer, w: StoredRecord, natural: readonly string[], asked: ReadonlySet<string>, need: number): Promise<number> {
+    const { topology, channel, local, timeoutMs } = this.o
+    let held = 0
+    for (const id of natural) {
+      if (held >= need) break
+      if (asked.has(id) || !(id === topology.selfId || topology.isUp(id))) continue
+      const self = id === topology.selfId
+      const rec = await (self ? local.get(key) : channel.read(id, key, timeoutMs)).catch(() => undefined)
+      if (rec && (sameVersion(rec, w) || compareVV(rec.vv, w.vv) === 'after')) {
+        held++
+        continue
+      }
+      const took = await (self ? local.apply(key, w) : channel.apply(id, key, w, timeoutMs)).then(() => true, () => false)
+      if (took) held++
+    }
+    return held
   }
 
   /** Applies a write coming from another coordinator or a repair. */

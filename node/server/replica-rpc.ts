@@ -95,7 +95,7 @@ export function registerReplicaHandlers(transport: Transport, coordinator: Coord
     if (req.contentType !== undefined) w.contentType = req.contentType
     if (req.context !== undefined) w.context = req.context
     if (req.expiresAt !== undefined) w.expiresAt = req.expiresAt
-    const rec = await coordinator.write(req.key, w, req.cl)
+    const rec = await coordinator.write(req.key, w, req.cl, true)
     return { rec: encodeRecord(rec) }
   })
   transport.on<ForwardReadReq>(MSG.forwardRead, async (req) => {

@@ -179,6 +179,8 @@ export interface ClusterOptions {
   wait?: boolean
   /** where node `i` runs: hosts and a command prefix (network-namespace tests) */
   place?: (i: number) => Pick<NodeSpec, 'clientHost' | 'peerHost' | 'wrap'>
+  /** runs before each node first starts (e.g. to mount something at its data dir) */
+  prepare?: (spec: NodeSpec) => void
 }
 
 /** n nodes sharing seeds (the first three) and a cluster token; removed by `destroy()`. */
@@ -205,6 +207,7 @@ export class TestCluster {
     c.seeds = specs.slice(0, 3).map((s) => new TestNode(s).peerAddress)
     for (const s of specs) {
       s.seeds = c.seeds
+      opts.prepare?.(s)
       c.nodes.push(new TestNode(s).start())
     }
     if (opts.wait !== false) await Promise.all(c.nodes.map((n) => n.ready()))
