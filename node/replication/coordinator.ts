@@ -152,17 +152,11 @@ export class Coordinator {
       this.o.hooks?.onReadRepair?.(stale.length)
       const w = winner
       const repaired = await Promise.all(
-        stale.map((a) =>
-          a.id === topology.selfId
-            ? this.o.local.apply(key, w).then(() => true, () => false)
-            : channel.apply(a.id, key, w, timeoutMs).then(
-                () => true,
-                () => {
-                  this.hint(a.id, key, w)
-                  return false
-                },
-              ),
-        ),
+        stale.map(async (a) => {
+          const ok = await this.storeAt(a.id, key, w)
+          if (!ok && a.id !== topology.selfId) this.hint(a.id, key, w)
+          return ok
+        }),
       )
       let holding = answers.length - stale.length + repaired.filter(Boolean).length
       // A replica that cannot take the repair (down, or its disk is full) may be made up for
@@ -189,10 +183,16 @@ export class Coordinator {
         held++
         continue
       }
-      const took = await (self ? local.apply(key, w) : channel.apply(id, key, w, timeoutMs)).then(() => true, () => false)
-      if (took) held++
+      if (await this.storeAt(id, key, w)) held++
     }
     return held
+  }
+
+  /** Writes `w` to replica `id` (this node's store or a peer's); false if it could not. */
+  private storeAt(id: string, key: Buffer, w: StoredRecord): Promise<boolean> {
+    const { topology, channel, local, timeoutMs } = this.o
+    const done = id === topology.selfId ? local.apply(key, w) : channel.apply(id, key, w, timeoutMs)
+    return done.then(() => true, () => false)
   }
 
   /** Applies a write coming from another coordinator or a repair. */
