@@ -21,6 +21,9 @@
  *   gossiper.endpoint(hostId) / gossiper.endpoints(): EndpointView[]   snapshots, self included
  *   gossiper.isUp(hostId), gossiper.liveAddresses()
  *   gossiper.drainEvents(): GossipEvent[]        changes since the last call (drain every tick)
+ *   gossiper.snapshot(): EndpointDelta[]         every peer's full state, to persist
+ *   gossiper.restore(deltas, now): number        peers remembered from disk, installed as down
+ *   gossiper.exchanged                           a peer has answered a syn since the start
  *   APP.STATE | APP.TOKENS | APP.LOAD | APP.RF   well-known application state keys
  *
  * Protocol (Cassandra-style three-way exchange, only deltas travel):
@@ -46,6 +49,13 @@
  * them would mark a node up that died meanwhile, until phi convicted it again. A newer
  * generation replaces the old incarnation's state entirely and is up at once (a process that
  * restarted is news by construction).
+ *
+ * Restart: a node forgets nothing it gossiped about itself (the caller persists that), but peers
+ * live only in memory. If a whole cluster restarts while one member is dead, nobody would
+ * gossip that member any more and it would drop out of the ring without its ranges being
+ * streamed anywhere. So the caller persists snapshot() when membership changes and hands it
+ * to restore() before the first tick: remembered peers start down, are pinged, and come up
+ * when they answer for the same generation (a newer one arrives through gossip anyway).
  *
  * LEFT: an endpoint whose state is LEFT is kept (and gossiped) for leftRetentionMs from when
  * this node learned it, then removed; its (hostId, generation) is remembered for as long
@@ -164,6 +174,7 @@ export class Gossiper {
   private version = 0
   private lastTick: number | undefined
   private events: GossipEvent[] = []
+  private answered = false
 
   constructor(options: GossiperOptions) {
     const { self } = options
@@ -250,6 +261,40 @@ export class Gossiper {
     return out
   }
 
+  /** Whether a peer has answered one of our syns (its ack carries what it knows). */
+  get exchanged(): boolean {
+    return this.answered
+  }
+
+  /** Every peer's complete state (self excluded), in the shape restore() takes back. */
+  snapshot(): EndpointDelta[] {
+    const out: EndpointDelta[] = []
+    for (const ep of this.eps.values()) if (ep !== this.me) out.push(this.delta(ep, 0))
+    return out
+  }
+
+  /**
+   * Installs peers remembered from before a restart. Each starts down and is pinged; what
+   * gossip already told us (a later or equal generation) or removed wins over memory.
+   * Emits no events: the caller builds its view afterwards. Returns how many were installed.
+   */
+  restore(deltas: readonly EndpointDelta[], now: number): number {
+    let n = 0
+    for (const d of deltas) {
+      if (d.id === this.hostId || d.since !== 0) continue
+      const tomb = this.removed.get(d.id)
+      if (tomb && d.generation <= tomb.generation) continue
+      const cur = this.eps.get(d.id)
+      if (cur && cur.generation >= d.generation) continue
+      const ep = this.endpointFrom(d, now)
+      if (ep.app.get(APP.STATE)?.value === 'LEFT') ep.leftAt = now
+      this.eps.set(ep.hostId, ep)
+      this.probe(ep, now)
+      n++
+    }
+    return n
+  }
+
   private view(ep: Endpoint): EndpointView {
     const s = ep.app.get(APP.STATE)?.value
     return {
@@ -313,6 +358,7 @@ export class Gossiper {
       case 'syn':
         return [{ to: from, msg: this.onSyn(msg.digests) }]
       case 'ack': {
+        this.answered = true
         for (const d of msg.deltas) this.apply(d, now)
         for (const [id, gen] of msg.removed) this.forgetRemoved(id, gen, now)
         const deltas: EndpointDelta[] = []
@@ -325,6 +371,7 @@ export class Gossiper {
         return deltas.length ? [{ to: from, msg: { type: 'ack2', cluster: this.cluster, deltas } }] : []
       }
       case 'ack2':
+        this.answered = true
         for (const d of msg.deltas) this.apply(d, now)
         return []
     }
@@ -394,7 +441,7 @@ export class Gossiper {
     ep.maxVersion = Math.max(ep.maxVersion, d.heartbeat, ...d.app.map((e) => e[2]))
   }
 
-  private install(d: EndpointDelta, old: Endpoint | undefined, now: number): void {
+  private endpointFrom(d: EndpointDelta, now: number): Endpoint {
     const ep: Endpoint = {
       hostId: d.id,
       address: d.address,
@@ -408,6 +455,11 @@ export class Gossiper {
       probedAt: undefined,
     }
     ep.detector!.heartbeat(now)
+    return ep
+  }
+
+  private install(d: EndpointDelta, old: Endpoint | undefined, now: number): void {
+    const ep = this.endpointFrom(d, now)
     this.eps.set(ep.hostId, ep)
     if (old) {
       this.emit({ type: 'restarted', hostId: ep.hostId, address: ep.address, generation: ep.generation })

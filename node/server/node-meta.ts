@@ -1,3 +1,4 @@
+import { type EndpointDelta, encodeGossipMessage, type GossipMessage, parseGossipMessage } from '../gossip/messages.js'
 import type { NodeState } from '../ring/state.js'
 import type { Store } from '../storage/store.js'
 
@@ -25,4 +26,25 @@ export async function saveNodeMeta(store: Store, m: PersistedNode): Promise<void
 /** Generations must grow across restarts of one host id, even if the wall clock went back. */
 export function nextGeneration(prev: number | undefined, nowMs: number): number {
   return Math.max(Math.floor(nowMs / 1000), (prev ?? 0) + 1)
+}
+
+const PEERS_KEY = 'peers'
+
+/**
+ * Peers as gossip last knew them (Gossiper.snapshot): a whole-cluster restart must not forget
+ * a member that is down at the time (see gossiper.ts, "Restart"). Stored as a gossip ack2 so
+ * the network's validating parser checks it on the way back in; an unreadable copy is
+ * reported and ignored (gossip rebuilds the table from the seeds).
+ */
+export async function loadPeers(store: Store, cluster: string): Promise<EndpointDelta[]> {
+  const b = await store.getMeta(PEERS_KEY)
+  if (!b) return []
+  const msg = parseGossipMessage(JSON.parse(b.toString('utf8')))
+  if (msg.type !== 'ack2' || msg.cluster !== cluster) return []
+  return msg.deltas
+}
+
+export async function savePeers(store: Store, cluster: string, deltas: EndpointDelta[]): Promise<void> {
+  const msg: GossipMessage = { type: 'ack2', cluster, deltas }
+  await store.putMeta(PEERS_KEY, encodeGossipMessage(msg))
 }

@@ -21,7 +21,7 @@ import { createRng } from '../util/rng.js'
 import { createAdminApp } from './admin-app.js'
 import { HintDelivery } from './hints.js'
 import { Lifecycle, MSG_PULL, MSG_SEES } from './lifecycle.js'
-import { loadNodeMeta, nextGeneration, saveNodeMeta } from './node-meta.js'
+import { loadNodeMeta, loadPeers, nextGeneration, saveNodeMeta, savePeers } from './node-meta.js'
 import { registerReplicaHandlers, TransportChannel } from './replica-rpc.js'
 import { expandSeeds, type Seeds } from './seeds.js'
 import { ensureWritableDir, listen } from './startup.js'
@@ -43,6 +43,9 @@ export class NodeRuntime {
   /** the seeds as last resolved */
   seeds: Seeds = { peers: [], selfIsSeed: true }
   private stopping: Promise<void> | null = null
+  /** membership changed since the peer table was last persisted */
+  private peersDirty = false
+  private peersSaving: Promise<void> | undefined
 
   private constructor(
     readonly cfg: NodeConfig,
@@ -88,6 +91,11 @@ export class NodeRuntime {
       pauseGraceMs: Math.max(5000, 5 * cfg.gossipIntervalMs),
       app: { [APP_NAME]: cfg.name, [APP_CLIENT]: clientAddress(cfg), [APP.RF]: String(cfg.replicationFactor), [APP_AUTO_JOIN]: String(cfg.autoJoin) },
     })
+    const remembered = await loadPeers(store, gossiper.cluster).catch((e) => {
+      log.warn({ err: e }, 'the remembered peer table is unreadable; relying on gossip from the seeds')
+      return []
+    })
+    const restored = gossiper.restore(remembered, Date.now())
     const view = new ClusterView(hostId, cfg.replicationFactor)
     const clock = new HlcClock(hostId)
     // Never stamp (or mint counters) below what this node issued before a restart, even if the
@@ -195,7 +203,7 @@ export class NodeRuntime {
     await lifecycle.restore(state, tokens, persisted?.replaces)
     await rt.persistClockLease()
     rt.startLoops()
-    log.info({ hostId, generation, state: lifecycle.state, client: clientAddress(cfg), peer: cfg.advertise, seeds }, 'node started')
+    log.info({ hostId, generation, state: lifecycle.state, client: clientAddress(cfg), peer: cfg.advertise, seeds, rememberedPeers: restored }, 'node started')
     return rt
   }
 
@@ -210,6 +218,7 @@ export class NodeRuntime {
       this.timers.push(t)
     }
     every(this.cfg.gossipIntervalMs, () => this.gossipRound())
+    every(1000, () => this.persistPeers())
     every(CLOCK_LEASE_MS / 2, () => this.persistClockLease())
     every(Math.max(1000, this.cfg.gossipIntervalMs), () => this.hints.deliverDue())
     every(10_000, () => this.gossiper.setLocal(APP.LOAD, String(this.store.approximateSize())))
@@ -243,6 +252,26 @@ export class NodeRuntime {
     return this.store.putMeta(META_CLOCK_LEASE, Buffer.from(String(bound)))
   }
 
+  /**
+   * Writes the peer table when membership changed (at most once a second): what a restart
+   * needs to keep a dead member in the ring (gossiper.ts, "Restart"). Heartbeats and load do
+   * not count as changes, so a quiet cluster writes nothing.
+   */
+  private persistPeers(): Promise<void> {
+    if (this.peersSaving) return this.peersSaving
+    if (!this.peersDirty) return Promise.resolve()
+    this.peersDirty = false
+    this.peersSaving = savePeers(this.store, this.gossiper.cluster, this.gossiper.snapshot())
+      .catch((e) => {
+        this.peersDirty = true
+        throw e
+      })
+      .finally(() => {
+        this.peersSaving = undefined
+      })
+    return this.peersSaving
+  }
+
   private gossipRound(): void {
     if (this.viewInGrace && !this.inStartupGrace) this.refreshView()
     for (const o of this.gossiper.tick(Date.now())) this.transport.send(o.to, MSG_GOSSIP, { from: this.cfg.advertise, msg: o.msg })
@@ -261,6 +290,7 @@ export class NodeRuntime {
     for (const e of events) {
       if (e.type === 'changed' && e.key === APP.LOAD) continue
       changed = true
+      if (e.type !== 'up' && e.type !== 'down' && e.type !== 'conflict' && e.hostId !== this.gossiper.hostId) this.peersDirty = true
       if (e.type === 'up' || e.type === 'restarted') {
         const ep = this.gossiper.endpoint(e.hostId)
         if (ep) this.transport.client.resetBackoff(ep.address)
@@ -319,6 +349,9 @@ export class NodeRuntime {
       this.peerServer.closeIdleConnections()
       setTimeout(() => this.peerServer.closeAllConnections(), 2000).unref()
       await peer
+      // twice: a save in flight may predate the last change
+      await this.persistPeers().catch(() => {})
+      await this.persistPeers().catch((e) => this.log.warn({ err: e }, 'could not persist the peer table'))
       await this.store.close()
       await this.metrics.shutdown()
       this.log.info('stopped')
@@ -356,8 +389,12 @@ class NodeService implements KvService {
    */
   private checkRingKnown(): void {
     const r = this.rt()
-    if (r.seeds.peers.length === 0) return
-    if (r.view.all().some((m) => m.hostId !== r.view.selfId)) return
+    if (r.gossiper.exchanged) return
+    const others = r.view.all().some((m) => m.hostId !== r.view.selfId)
+    // Peers remembered from before the restart give the last ring this node knew; a few
+    // gossip rounds usually bring the current one. If nobody answers by then (every peer
+    // down), the remembered ring is the best there is, as with Cassandra's system.peers.
+    if (others ? !r.inStartupGrace : r.seeds.peers.length === 0) return
     throw new RingError('UNAVAILABLE', 'this node has not heard from any peer yet, so it does not know the ring; retry in a moment or use another node', { required: 1, alive: 0 })
   }
 
